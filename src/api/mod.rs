@@ -1,0 +1,369 @@
+//! The `BurstScaler` custom resource (`burstscaler.dev/v1alpha1`).
+//!
+//! One BurstScaler per workload: which pods it governs (a label selector in its namespace), their
+//! role on the node (`LatencySensitive` pods are grown in place when they burst, `Batch` pods
+//! are throttled when they would starve the latency-sensitive ones), CPU bounds, rates and a
+//! mode. Field documentation here becomes the CRD's `description`s and the README's reference.
+
+pub mod rules;
+mod validate;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use validate::{FieldError, ValidatedSpec, parse, parse_and_validate, validate};
+
+use crate::quantity::CpuQuantity;
+
+/// The API group of every burst-scaler resource.
+pub const GROUP: &str = "burstscaler.dev";
+
+/// Annotation holding a pod's resources from before burst-scaler first changed it (JSON).
+pub const ORIGINAL_RESOURCES_ANNOTATION: &str = "burstscaler.dev/original-resources";
+
+/// Finalizer that keeps a BurstScaler until every pod it changed is restored.
+pub const FINALIZER: &str = "burstscaler.dev/restore";
+
+/// Desired behaviour of a BurstScaler.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "burstscaler.dev",
+    version = "v1alpha1",
+    kind = "BurstScaler",
+    plural = "burstscalers",
+    shortname = "bsc",
+    namespaced,
+    status = "BurstScalerStatus",
+    printcolumn = r#"{"name":"Role","type":"string","jsonPath":".spec.role"}"#,
+    printcolumn = r#"{"name":"Mode","type":"string","jsonPath":".spec.mode"}"#,
+    printcolumn = r#"{"name":"Managed","type":"integer","jsonPath":".status.managedPods"}"#,
+    printcolumn = r#"{"name":"Throttled","type":"integer","jsonPath":".status.throttledPods"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(transform = spec_rules)]
+pub struct BurstScalerSpec {
+    /// The pods this BurstScaler governs, in its own namespace. Must not be empty.
+    pub selector: LabelSelector,
+
+    /// What the governed pods are on a shared node: `LatencySensitive` pods are grown in place
+    /// when they burst; `Batch` pods yield CPU (their limit is lowered, never below
+    /// `batch.floor`) while latency-sensitive pods on the same node need it.
+    pub role: Role,
+
+    /// Names of the containers to govern. Empty or absent: every container of the pod.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32), extend("x-kubernetes-list-type" = "set"))]
+    pub containers: Vec<ContainerName>,
+
+    /// Bounds on the CPU limit burst-scaler may set on each governed container.
+    pub cpu: CpuBounds,
+
+    /// Policy for `LatencySensitive` pods (only allowed with that role; defaults apply when
+    /// absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_sensitive: Option<LatencySensitivePolicy>,
+
+    /// Policy for `Batch` pods (required with that role, refused with the other).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<BatchPolicy>,
+
+    /// How fast CPU may go up and down.
+    #[serde(default)]
+    pub behavior: Behavior,
+
+    /// How the steady-state recommendation (the request burst-scaler steps down to) is computed
+    /// from usage history.
+    #[serde(default)]
+    pub recommendation: RecommendationPolicy,
+
+    /// `Off`: status only. `Recommend` (default): recommendations in status and Events, pods are
+    /// never changed. `Auto`: pods are resized and throttled.
+    #[serde(default)]
+    pub mode: Mode,
+}
+
+fn spec_rules(schema: &mut schemars::Schema) {
+    schema.insert("x-kubernetes-validations".into(), rules::cel_for("spec"));
+}
+
+fn cpu_rules(schema: &mut schemars::Schema) {
+    schema.insert(
+        "x-kubernetes-validations".into(),
+        rules::cel_for("spec.cpu"),
+    );
+}
+
+fn latency_rules(schema: &mut schemars::Schema) {
+    schema.insert(
+        "x-kubernetes-validations".into(),
+        rules::cel_for("spec.latencySensitive"),
+    );
+}
+
+/// A container name (a DNS-1123 label, as Kubernetes requires).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(transparent)]
+pub struct ContainerName(
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub String,
+);
+
+/// What the governed pods are.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum Role {
+    LatencySensitive,
+    Batch,
+}
+
+/// What burst-scaler is allowed to do.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+pub enum Mode {
+    /// Observe and report status only: no recommendations, no changes.
+    Off,
+    /// Compute recommendations and decisions, report them in status and Events, never change a
+    /// pod. The default, so that applying a BurstScaler is always safe.
+    #[default]
+    Recommend,
+    /// Apply decisions: resize latency-sensitive pods in place, throttle and release batch pods.
+    Auto,
+}
+
+/// CPU bounds for each governed container's limit.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(transform = cpu_rules)]
+pub struct CpuBounds {
+    /// Never set a container's CPU limit below this (and never shrink a request below it).
+    pub min: CpuQuantity,
+    /// Never set a container's CPU limit above this.
+    pub max: CpuQuantity,
+}
+
+/// How the request moves when burst-scaler changes a latency-sensitive limit.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum RequestPolicy {
+    /// Scale the request with the limit, keeping the pod's request/limit ratio (the scheduler
+    /// and the node's CPU shares then see the burst too).
+    #[default]
+    KeepRatio,
+    /// Change only the limit; the request stays (except in Guaranteed pods, where request and
+    /// limit must stay equal to keep the QoS class).
+    LimitOnly,
+}
+
+/// Policy for latency-sensitive pods.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(transform = latency_rules)]
+pub struct LatencySensitivePolicy {
+    /// Usage, in % of the limit, to aim for after a scale-up (new limit = usage ÷ target).
+    #[serde(default = "default_target_utilization")]
+    #[schemars(range(min = 1, max = 100))]
+    pub target_utilization: u32,
+
+    /// Usage, in % of the limit, that counts as a burst.
+    #[serde(default = "default_burst_threshold")]
+    #[schemars(range(min = 1, max = 100))]
+    pub burst_threshold: u32,
+
+    /// How many consecutive samples must be at or above `burstThreshold` before scaling up.
+    #[serde(default = "default_burst_samples")]
+    #[schemars(range(min = 1, max = 20))]
+    pub burst_samples: u32,
+
+    /// How the request follows the limit.
+    #[serde(default)]
+    pub request_policy: RequestPolicy,
+}
+
+fn default_target_utilization() -> u32 {
+    60
+}
+fn default_burst_threshold() -> u32 {
+    85
+}
+fn default_burst_samples() -> u32 {
+    1
+}
+
+impl Default for LatencySensitivePolicy {
+    fn default() -> Self {
+        LatencySensitivePolicy {
+            target_utilization: default_target_utilization(),
+            burst_threshold: default_burst_threshold(),
+            burst_samples: default_burst_samples(),
+            request_policy: RequestPolicy::default(),
+        }
+    }
+}
+
+/// Policy for batch pods.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchPolicy {
+    /// The CPU limit below which a batch container is never throttled.
+    pub floor: CpuQuantity,
+    /// Who yields first: pods of lower priority are throttled before pods of higher priority.
+    #[serde(default)]
+    #[schemars(range(min = -1000, max = 1000))]
+    pub priority: i32,
+}
+
+/// Rates of change.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Behavior {
+    /// Scale-up: how long a burst must last before the limit grows (default 0: at once), and
+    /// the largest single step.
+    #[serde(default = "ScalingRules::scale_up")]
+    pub scale_up: ScalingRules,
+    /// Scale-down: how long usage must stay low before the limit shrinks (default 300 s), and
+    /// the largest single step.
+    #[serde(default = "ScalingRules::scale_down")]
+    pub scale_down: ScalingRules,
+}
+
+impl Default for Behavior {
+    fn default() -> Self {
+        Behavior {
+            scale_up: ScalingRules::scale_up(),
+            scale_down: ScalingRules::scale_down(),
+        }
+    }
+}
+
+/// One direction of scaling.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScalingRules {
+    /// Seconds the condition must hold before acting.
+    #[schemars(range(min = 0, max = 3600))]
+    pub stabilization_seconds: u32,
+    /// Largest change in one step, in % of the current limit (100 = may double when going up).
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_step_percent: u32,
+}
+
+impl ScalingRules {
+    pub fn scale_up() -> Self {
+        ScalingRules {
+            stabilization_seconds: 0,
+            max_step_percent: 100,
+        }
+    }
+    pub fn scale_down() -> Self {
+        ScalingRules {
+            stabilization_seconds: 300,
+            max_step_percent: 25,
+        }
+    }
+}
+
+/// Steady-state recommendation: a percentile of a decaying usage histogram (the VPA approach).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecommendationPolicy {
+    /// Percentile of usage to recommend as the request.
+    #[serde(default = "default_percentile")]
+    #[schemars(range(min = 1, max = 100))]
+    pub percentile: u32,
+    /// Safety margin added on top of the percentile, in %.
+    #[serde(default = "default_margin")]
+    #[schemars(range(min = 0, max = 100))]
+    pub margin_percent: u32,
+    /// Half-life of a usage sample's weight, in seconds.
+    #[serde(default = "default_half_life")]
+    #[schemars(range(min = 60, max = 604800))]
+    pub half_life_seconds: u32,
+}
+
+fn default_percentile() -> u32 {
+    90
+}
+fn default_margin() -> u32 {
+    15
+}
+fn default_half_life() -> u32 {
+    3600
+}
+
+impl Default for RecommendationPolicy {
+    fn default() -> Self {
+        RecommendationPolicy {
+            percentile: default_percentile(),
+            margin_percent: default_margin(),
+            half_life_seconds: default_half_life(),
+        }
+    }
+}
+
+/// Observed state, written by the controller.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BurstScalerStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready` (valid and able to act), `Active` (currently changing pods), `Conflict` (another
+    /// BurstScaler or an HPA also governs these pods).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// Pods selected and governed.
+    #[serde(default)]
+    pub managed_pods: u32,
+    /// Latency-sensitive pods currently above their original CPU.
+    #[serde(default)]
+    pub resized_pods: u32,
+    /// Batch pods currently below their original CPU limit.
+    #[serde(default)]
+    pub throttled_pods: u32,
+    /// Resizes requested and not yet done (pending, deferred or in progress).
+    #[serde(default)]
+    pub pending_resizes: u32,
+    /// Steady-state recommendation per container name, across the governed pods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recommendations: Vec<ContainerRecommendation>,
+    /// The most recent decision taken (or, outside `Auto`, that would have been taken).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_decision: Option<LastDecision>,
+}
+
+/// Recommended CPU for one container name.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerRecommendation {
+    pub container: String,
+    /// Recommended request (percentile + margin, within `spec.cpu`).
+    pub target: CpuQuantity,
+    /// Lower bound (50th percentile).
+    pub lower_bound: CpuQuantity,
+    /// Upper bound (95th percentile + margin, within `spec.cpu`).
+    pub upper_bound: CpuQuantity,
+}
+
+/// The last decision the controller took for a pod of this BurstScaler.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LastDecision {
+    pub time: Time,
+    /// `Resize`, `Throttle`, `Release`, `Restore` or `None`.
+    pub action: String,
+    pub pod: String,
+    /// The engine's reason, e.g. `web-7f9c/web: cpu burst 92% of 500m limit for 2 samples → limit 800m`.
+    pub reason: String,
+}
+
+impl BurstScalerSpec {
+    /// The latency-sensitive policy in force (the defaults when the block is absent).
+    pub fn latency_policy(&self) -> LatencySensitivePolicy {
+        self.latency_sensitive.clone().unwrap_or_default()
+    }
+}

@@ -1,0 +1,264 @@
+//! The CRD is generated from the Rust types, committed, and enforces the same rules as
+//! `validate()`. These tests check all three.
+
+use std::path::{Path, PathBuf};
+
+use burst_scaler::api::{self, BurstScaler, rules};
+use burst_scaler::crdgen;
+use kube::CustomResourceExt;
+use serde_json::Value;
+
+fn repo(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn yaml_to_json(s: &str) -> Value {
+    serde_saphyr::from_str(s).expect("sample is YAML")
+}
+
+/// The CRD's openAPIV3Schema as JSON.
+fn schema() -> Value {
+    let crd = serde_json::to_value(BurstScaler::crd()).expect("crd to json");
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()
+}
+
+#[test]
+fn committed_crd_matches_the_rust_types() {
+    let generated = crdgen::crds_yaml().expect("yaml");
+    let committed = read(&repo("crds/burstscaler.yaml"));
+    assert!(
+        committed == generated,
+        "crds/burstscaler.yaml is stale: run `cargo run -- crd > crds/burstscaler.yaml`"
+    );
+    // The chart ships the same file (Helm installs CRDs from the chart's crds/ directory).
+    let chart = repo("charts/burst-scaler/crds/burstscaler.yaml");
+    if chart.exists() {
+        assert!(
+            read(&chart) == generated,
+            "charts/burst-scaler/crds/burstscaler.yaml is stale: run `cargo run -- crd > charts/burst-scaler/crds/burstscaler.yaml`"
+        );
+    }
+}
+
+#[test]
+fn committed_crd_is_a_valid_crd_document() {
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(&read(&repo("crds/burstscaler.yaml"))).expect("yaml");
+    assert_eq!(docs.len(), 1);
+    assert_eq!(docs[0]["kind"], "CustomResourceDefinition");
+    assert_eq!(docs[0]["metadata"]["name"], "burstscalers.burstscaler.dev");
+    let v = &docs[0]["spec"]["versions"][0];
+    assert_eq!(v["name"], "v1alpha1");
+    assert_eq!(v["subresources"]["status"], serde_json::json!({}));
+    assert_eq!(docs[0]["spec"]["names"]["shortNames"][0], "bsc");
+}
+
+/// Errors the API server would report from the structural schema (types, enums, ranges,
+/// patterns), approximated with a JSON-schema validator, as dotted field paths.
+fn schema_errors(object: &Value) -> Vec<String> {
+    let validator = jsonschema::validator_for(&schema()).expect("schema compiles");
+    validator
+        .iter_errors(object)
+        .map(|e| {
+            e.instance_path()
+                .to_string()
+                .trim_start_matches('/')
+                .split('/')
+                .fold(String::new(), |mut acc, seg| {
+                    if seg.chars().all(|c| c.is_ascii_digit()) && !seg.is_empty() {
+                        acc.push_str(&format!("[{seg}]"));
+                    } else {
+                        if !acc.is_empty() {
+                            acc.push('.');
+                        }
+                        acc.push_str(seg);
+                    }
+                    acc
+                })
+        })
+        .collect()
+}
+
+/// Messages of the CRD's CEL rules that fail on `object`, evaluated by a real CEL
+/// implementation of the Kubernetes libraries (kube-cel), after schema defaulting.
+fn cel_errors(object: &Value) -> Vec<String> {
+    match kube_cel::Validator::new().validate(&schema(), object, None) {
+        Ok(()) => vec![],
+        Err(errs) => errs.iter().map(|e| e.message.clone()).collect(),
+    }
+}
+
+struct Sample {
+    name: String,
+    layer: String,
+    field: String,
+    message: String,
+    cel_message: Option<String>,
+    object: Value,
+}
+
+fn invalid_samples() -> Vec<Sample> {
+    let mut out = vec![];
+    let mut paths: Vec<_> = std::fs::read_dir(repo("tests/invalid"))
+        .expect("tests/invalid")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    paths.sort();
+    for p in paths {
+        let text = read(&p);
+        let header = |key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("# {key}: ")))
+                .map(|v| {
+                    let v = v.trim();
+                    match v.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+                        Some(inner) => inner.to_string(),
+                        None => v.to_string(),
+                    }
+                })
+        };
+        let need = |key: &str| {
+            header(key).unwrap_or_else(|| panic!("{}: missing `# {key}:` header", p.display()))
+        };
+        out.push(Sample {
+            name: p.file_name().expect("name").to_string_lossy().into_owned(),
+            layer: need("layer"),
+            field: need("field"),
+            message: need("message"),
+            cel_message: header("cel-message"),
+            object: yaml_to_json(&text),
+        });
+    }
+    assert!(
+        out.len() >= 10,
+        "expected the invalid samples under tests/invalid"
+    );
+    out
+}
+
+#[test]
+fn every_invalid_sample_is_rejected_by_validate_with_its_message() {
+    for s in invalid_samples() {
+        let errs = api::parse_and_validate(s.object.clone()).expect_err(&format!(
+            "{}: validate() accepted an invalid object",
+            s.name
+        ));
+        assert!(
+            errs.iter()
+                .any(|e| e.message == s.message && e.field == s.field),
+            "{}: expected `{}: {}`, got {:?}",
+            s.name,
+            s.field,
+            s.message,
+            errs.iter().map(ToString::to_string).collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
+fn every_invalid_sample_is_rejected_by_the_crd() {
+    for s in invalid_samples() {
+        match s.layer.as_str() {
+            "cel" => {
+                let want = s.cel_message.as_deref().unwrap_or(&s.message);
+                let got = cel_errors(&s.object);
+                assert!(
+                    got.iter().any(|m| m == want),
+                    "{}: the CRD's CEL rules should say {want:?}, said {got:?}",
+                    s.name
+                );
+            }
+            "schema" => {
+                let got = schema_errors(&s.object);
+                assert!(
+                    got.contains(&s.field),
+                    "{}: the CRD schema should reject {}, rejected {got:?}",
+                    s.name,
+                    s.field
+                );
+            }
+            "listtype" => {
+                // `x-kubernetes-list-type: set` makes the API server refuse duplicates.
+                let mut node = schema();
+                for seg in s.field.split('[').next().expect("field").split('.') {
+                    node = node["properties"][seg].clone();
+                }
+                assert_eq!(node["x-kubernetes-list-type"], "set", "{}", s.name);
+            }
+            other => panic!("{}: unknown layer {other:?}", s.name),
+        }
+    }
+}
+
+#[test]
+fn every_cel_rule_has_an_invalid_sample() {
+    let samples = invalid_samples();
+    for rule in rules::ALL {
+        assert!(
+            samples
+                .iter()
+                .any(|s| s.layer == "cel" && s.message == rule.message),
+            "no sample under tests/invalid exercises the rule {:?}",
+            rule.message
+        );
+    }
+}
+
+#[test]
+fn examples_are_accepted_by_every_layer() {
+    let dir = repo("crds/examples");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).expect("crds/examples") {
+        let p = e.expect("entry").path();
+        let obj = yaml_to_json(&read(&p));
+        if let Err(errs) = api::parse_and_validate(obj.clone()) {
+            panic!("{}: validate() refused it: {errs:?}", p.display());
+        }
+        assert_eq!(schema_errors(&obj), Vec::<String>::new(), "{}", p.display());
+        assert_eq!(cel_errors(&obj), Vec::<String>::new(), "{}", p.display());
+        n += 1;
+    }
+    assert!(n >= 2);
+}
+
+#[test]
+fn defaults_are_explicit_in_the_schema() {
+    let s = schema();
+    let spec = &s["properties"]["spec"]["properties"];
+    assert_eq!(spec["mode"]["default"], "Recommend");
+    assert_eq!(
+        spec["behavior"]["default"]["scaleUp"]["stabilizationSeconds"],
+        0
+    );
+    assert_eq!(
+        spec["behavior"]["default"]["scaleDown"]["stabilizationSeconds"],
+        300
+    );
+    let ls = &spec["latencySensitive"]["properties"];
+    assert_eq!(ls["targetUtilization"]["default"], 60);
+    assert_eq!(ls["burstThreshold"]["default"], 85);
+    assert_eq!(spec["recommendation"]["default"]["percentile"], 90);
+}
+
+#[test]
+fn cel_and_validate_agree_on_boundaries() {
+    // Edge values that must be accepted by both layers.
+    let ok = serde_json::json!({
+        "apiVersion": "burstscaler.dev/v1alpha1", "kind": "BurstScaler",
+        "metadata": {"name": "edge", "namespace": "default"},
+        "spec": {
+            "selector": {"matchExpressions": [{"key": "app", "operator": "Exists"}]},
+            "role": "Batch",
+            "cpu": {"min": 1, "max": "1000m"},
+            "batch": {"floor": "1"},
+        }
+    });
+    assert!(api::parse_and_validate(ok.clone()).is_ok());
+    assert_eq!(cel_errors(&ok), Vec::<String>::new());
+    assert_eq!(schema_errors(&ok), Vec::<String>::new());
+}
