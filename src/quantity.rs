@@ -60,14 +60,10 @@ impl std::iter::Sum for MilliCpu {
     }
 }
 
-/// Formats the way Kubernetes prints CPU: whole cores as `2`, everything else as `1500m`.
+/// Always in millicores (`1500m`, `2000m`): one unit everywhere keeps reasons easy to compare.
 impl fmt::Display for MilliCpu {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_multiple_of(1000) && self.0 != 0 {
-            write!(f, "{}", self.0 / 1000)
-        } else {
-            write!(f, "{}m", self.0)
-        }
+        write!(f, "{}m", self.0)
     }
 }
 
@@ -299,7 +295,7 @@ mod tests {
         for m in [1, 250, 999, 1000, 1500, 2000, 123_456] {
             assert_eq!(parse_cpu(&MilliCpu(m).to_string()), Ok(MilliCpu(m)));
         }
-        assert_eq!(MilliCpu(2000).to_string(), "2");
+        assert_eq!(MilliCpu(2000).to_string(), "2000m");
         assert_eq!(MilliCpu(0).to_string(), "0m");
     }
 

@@ -1,0 +1,246 @@
+//! Property tests of the engine's invariants on random nodes: bounds, QoS, capacity,
+//! idempotence and no flapping.
+
+use std::sync::Arc;
+
+use burst_scaler::api::RequestPolicy;
+use burst_scaler::engine::fixtures::*;
+use burst_scaler::engine::*;
+use burst_scaler::quantity::MilliCpu;
+use proptest::prelude::*;
+
+#[derive(Debug, Clone)]
+struct PodSpec {
+    batch: bool,
+    guaranteed: bool,
+    request: u64,
+    limit: u64,
+    floor: u64,
+    priority: i32,
+    target: u32,
+    threshold: u32,
+    limit_only: bool,
+    demand: u64,
+    stale: bool,
+}
+
+fn pod_spec() -> impl Strategy<Value = PodSpec> {
+    (
+        any::<bool>(),
+        any::<bool>(),
+        50u64..2000,
+        0u64..100,
+        -2i32..3,
+        (1u32..99).prop_flat_map(|t| (Just(t), (t + 1)..=100)),
+        any::<bool>(),
+        0u64..3000,
+        prop::bool::weighted(0.1),
+    )
+        .prop_map(
+            |(
+                batch,
+                guaranteed,
+                limit,
+                ratio,
+                priority,
+                (target, threshold),
+                limit_only,
+                demand,
+                stale,
+            )| {
+                let request = if guaranteed {
+                    limit
+                } else {
+                    (limit * ratio / 100).max(1).min(limit - 1)
+                };
+                PodSpec {
+                    batch,
+                    guaranteed,
+                    request,
+                    limit,
+                    floor: 100 + limit / 4,
+                    priority,
+                    target,
+                    threshold,
+                    limit_only,
+                    demand,
+                    stale,
+                }
+            },
+        )
+}
+
+fn build(specs: &[PodSpec], allocatable: u64, samples: usize) -> NodeInput {
+    let now = at(3600);
+    let pods = specs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let mut policy = if s.batch {
+                batch_policy(s.floor, s.priority)
+            } else {
+                latency_policy()
+            };
+            policy.min = MilliCpu(50);
+            policy.max = MilliCpu(2500);
+            policy.floor = MilliCpu(s.floor.max(50));
+            policy.latency.target_utilization = s.target;
+            policy.latency.burst_threshold = s.threshold;
+            if s.limit_only {
+                policy.latency.request_policy = RequestPolicy::LimitOnly;
+            }
+            let usage = vec![s.demand.min(s.limit); samples];
+            let mut p = pod(
+                &format!("p{i}"),
+                policy,
+                s.request,
+                s.limit,
+                series(now, 15, &usage),
+            );
+            p.policy = Arc::new((*p.policy).clone());
+            if s.guaranteed {
+                p.qos = QosClass::Guaranteed;
+            }
+            if s.stale {
+                for smp in &mut p.containers[0].samples {
+                    smp.time -= jiff::SignedDuration::from_secs(120);
+                }
+            }
+            p
+        })
+        .collect();
+    node(allocatable, pods)
+}
+
+fn check_invariants(n: &NodeInput, d: &NodeDecision) -> Result<(), TestCaseError> {
+    let capacity = n.allocatable.saturating_sub(n.reserve);
+    let mut grew = false;
+    let mut ls_limits = MilliCpu::ZERO;
+    let mut floors = MilliCpu::ZERO;
+    for (p, dec) in n.pods.iter().zip(&d.pods) {
+        prop_assert_eq!(&p.name, &dec.pod);
+        let c = &p.containers[0];
+        let cur = c.current.limit.expect("limit");
+        let orig = c.original();
+        let new = dec.changes.first().map(|ch| ch.to).unwrap_or(c.current);
+        let new_limit = new.limit.expect("limit");
+        let new_req = new.request.expect("request");
+        // QoS: Guaranteed stays request = limit; Burstable stays request < limit.
+        match p.qos {
+            QosClass::Guaranteed => prop_assert_eq!(new_req, new_limit),
+            _ => prop_assert!(new_req < new_limit, "{} {:?}", dec.reason, new),
+        }
+        prop_assert!(new_req >= MilliCpu(1));
+        let pol = &p.policy;
+        match p.role() {
+            burst_scaler::api::Role::LatencySensitive => {
+                if new_limit > cur {
+                    grew = true;
+                    prop_assert!(new_limit <= pol.max, "above max: {}", dec.reason);
+                    prop_assert_eq!(dec.action, Action::ScaleUp);
+                }
+                if new_limit < cur {
+                    prop_assert!(new_limit >= pol.min, "below min: {}", dec.reason);
+                    prop_assert!(!c.samples.is_empty());
+                }
+                ls_limits += new_limit;
+            }
+            burst_scaler::api::Role::Batch => {
+                prop_assert!(
+                    new_limit >= pol.floor.min(cur),
+                    "below floor: {}",
+                    dec.reason
+                );
+                prop_assert!(
+                    new_limit <= orig.limit.expect("limit").max(cur),
+                    "above original"
+                );
+                floors += new_limit.min(pol.floor);
+            }
+        }
+        if dec.action.changes() {
+            prop_assert!(!dec.reason.is_empty());
+            prop_assert!(
+                dec.reason.contains(&p.name),
+                "reason names the pod: {}",
+                dec.reason
+            );
+        }
+    }
+    if grew {
+        prop_assert!(
+            ls_limits + floors <= capacity,
+            "promised {} + floors {} > capacity {}: {}",
+            ls_limits,
+            floors,
+            capacity,
+            d.summary
+        );
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn bounds_qos_and_capacity_hold(specs in prop::collection::vec(pod_spec(), 1..8), alloc in 1000u64..8000) {
+        let n = build(&specs, alloc, 30);
+        let d = decide(&n, &config(), at(3600));
+        check_invariants(&n, &d)?;
+    }
+
+    #[test]
+    fn applying_a_decision_then_deciding_again_changes_nothing(
+        specs in prop::collection::vec(pod_spec(), 1..8), alloc in 1000u64..8000,
+    ) {
+        let now = at(3600);
+        let mut n = build(&specs, alloc, 30);
+        let d = decide(&n, &config(), now);
+        apply(&mut n, &d, now);
+        let again = decide(&n, &config(), now);
+        for p in &again.pods {
+            prop_assert!(!p.action.changes(), "second pass changed {}: {}\n{}", p.pod, p.reason, again.summary);
+        }
+    }
+
+    #[test]
+    fn steady_demand_stops_acting(specs in prop::collection::vec(pod_spec(), 1..6), alloc in 1000u64..8000) {
+        // Constant demand, one pass every 15 s for 90 minutes: after convergence nothing moves,
+        // and no pod goes back and forth.
+        let mut n = build(&specs, alloc, 0);
+        for s in &mut n.pods { s.containers[0].samples.clear(); }
+        let demand: Vec<u64> = specs.iter().map(|s| s.demand).collect();
+        let mut history: Vec<Vec<Action>> = vec![vec![]; specs.len()];
+        let passes = 360;
+        let mut last_change = 0;
+        for pass in 0..passes {
+            let t = at(pass * 15);
+            observe(&mut n, t, 60, |pod, _| {
+                let i: usize = pod.trim_start_matches('p').parse().unwrap_or(0);
+                demand[i]
+            });
+            let d = decide(&n, &config(), t);
+            check_invariants(&n, &d)?;
+            for (i, p) in d.pods.iter().enumerate() {
+                if p.action.changes() {
+                    history[i].push(p.action);
+                    last_change = pass;
+                }
+            }
+            apply(&mut n, &d, t);
+        }
+        prop_assert!(last_change < passes - 40, "still acting at pass {}: {:?}", last_change, history);
+        for h in &history {
+            let ups = h.iter().filter(|a| matches!(a, Action::ScaleUp | Action::Release)).count();
+            let downs = h.iter().filter(|a| matches!(a, Action::ScaleDown | Action::Throttle)).count();
+            // A direction reversal may happen once (e.g. a burst grows a pod, the window then
+            // trims the overshoot); repeated reversals are flapping.
+            let reversals = h.windows(2).filter(|w| {
+                let up = |a: &Action| matches!(a, Action::ScaleUp | Action::Release);
+                up(&w[0]) != up(&w[1])
+            }).count();
+            prop_assert!(reversals <= 2, "flapping: {:?} (ups {}, downs {})", h, ups, downs);
+        }
+    }
+}
