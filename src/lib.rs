@@ -18,3 +18,4 @@ pub mod engine;
 pub mod quantity;
 pub mod replay;
 pub mod telemetry;
+pub mod usage;

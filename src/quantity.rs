@@ -310,3 +310,51 @@ mod tests {
         assert_eq!(serde_json::to_string(&q).expect("ser"), "\"250m\"");
     }
 }
+
+/// Parses a CPU *usage* as reported by metrics.k8s.io (`199933639n`, `250u`, `12m`, `1`) into
+/// millicores, rounded to the nearest millicore. Unlike [`parse_cpu`] (for what users write),
+/// nano- and micro-cores are accepted here, because that is what metrics servers report.
+pub fn parse_usage(input: &str) -> Result<MilliCpu, QuantityError> {
+    let s = input.trim();
+    let (digits, divisor) = if let Some(d) = s.strip_suffix('n') {
+        (d, 1_000_000u64)
+    } else if let Some(d) = s.strip_suffix('u') {
+        (d, 1_000)
+    } else {
+        return parse_cpu(s).or_else(|e| match e {
+            // "1.0005" cores from a metrics server: round rather than refuse.
+            QuantityError::TooPrecise(_) => s
+                .parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite() && *f >= 0.0 && *f <= (MAX_MILLICORES / 1000) as f64)
+                .map(|f| MilliCpu((f * 1000.0).round() as u64))
+                .ok_or(e),
+            e => Err(e),
+        });
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(QuantityError::NotANumber(input.to_string()));
+    }
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| QuantityError::TooLarge(input.to_string()))?;
+    Ok(MilliCpu((n + divisor / 2) / divisor))
+}
+
+#[cfg(test)]
+mod usage_tests {
+    use super::*;
+
+    #[test]
+    fn metrics_server_spellings() {
+        assert_eq!(parse_usage("199933639n"), Ok(MilliCpu(200)));
+        assert_eq!(parse_usage("499999n"), Ok(MilliCpu(0)));
+        assert_eq!(parse_usage("1500u"), Ok(MilliCpu(2)));
+        assert_eq!(parse_usage("12m"), Ok(MilliCpu(12)));
+        assert_eq!(parse_usage("2"), Ok(MilliCpu(2000)));
+        assert_eq!(parse_usage("0.0004"), Ok(MilliCpu(0)));
+        assert!(parse_usage("n").is_err());
+        assert!(parse_usage("-5n").is_err());
+        assert!(parse_usage("1Ki").is_err());
+    }
+}

@@ -15,11 +15,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
-use axum::Router;
 use clap::Parser;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -122,7 +122,12 @@ struct Memory {
     working_set_bytes: Option<u64>,
 }
 
-fn rate(store: &mut Store, key: String, cpu: &Cpu, resolution: Duration) -> Option<(u64, Duration)> {
+fn rate(
+    store: &mut Store,
+    key: String,
+    cpu: &Cpu,
+    resolution: Duration,
+) -> Option<(u64, Duration)> {
     let now = Cumulative {
         time: cpu.time,
         nanos: cpu.usage_core_nano_seconds?,
@@ -144,17 +149,34 @@ async fn scrape(client: &Client, store: &Shared, resolution: Duration) -> anyhow
     let nodes: Api<Node> = Api::all(client.clone());
     let mut seen = std::collections::BTreeSet::new();
     for node in nodes.list(&ListParams::default()).await? {
-        let Some(name) = node.metadata.name else { continue };
+        let Some(name) = node.metadata.name else {
+            continue;
+        };
         let req = http::Request::get(format!("/api/v1/nodes/{name}/proxy/stats/summary"))
             .body(Vec::new())?;
         let text = client.request_text(req).await?;
         let summary: Summary = serde_json::from_str(&text)?;
-        let mut s = store.write().map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
+        let mut s = store
+            .write()
+            .map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
         if let Some(cpu) = &summary.node.cpu
             && let Some((nanocores, window)) = rate(&mut s, format!("node/{name}"), cpu, resolution)
         {
-            let memory_bytes = summary.node.memory.as_ref().and_then(|m| m.working_set_bytes).unwrap_or(0);
-            s.nodes.insert(summary.node.node_name.clone(), Usage { nanocores, memory_bytes, time: cpu.time, window });
+            let memory_bytes = summary
+                .node
+                .memory
+                .as_ref()
+                .and_then(|m| m.working_set_bytes)
+                .unwrap_or(0);
+            s.nodes.insert(
+                summary.node.node_name.clone(),
+                Usage {
+                    nanocores,
+                    memory_bytes,
+                    time: cpu.time,
+                    window,
+                },
+            );
         }
         for pod in &summary.pods {
             let key = (pod.pod_ref.namespace.clone(), pod.pod_ref.name.clone());
@@ -163,16 +185,27 @@ async fn scrape(client: &Client, store: &Shared, resolution: Duration) -> anyhow
                 let Some(cpu) = &c.cpu else { continue };
                 let ckey = format!("{}/{}/{}", key.0, key.1, c.name);
                 if let Some((nanocores, window)) = rate(&mut s, ckey, cpu, resolution) {
-                    let memory_bytes = c.memory.as_ref().and_then(|m| m.working_set_bytes).unwrap_or(0);
-                    s.pods
-                        .entry(key.clone())
-                        .or_default()
-                        .insert(c.name.clone(), Usage { nanocores, memory_bytes, time: cpu.time, window });
+                    let memory_bytes = c
+                        .memory
+                        .as_ref()
+                        .and_then(|m| m.working_set_bytes)
+                        .unwrap_or(0);
+                    s.pods.entry(key.clone()).or_default().insert(
+                        c.name.clone(),
+                        Usage {
+                            nanocores,
+                            memory_bytes,
+                            time: cpu.time,
+                            window,
+                        },
+                    );
                 }
             }
         }
     }
-    let mut s = store.write().map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
+    let mut s = store
+        .write()
+        .map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
     s.pods.retain(|k, _| seen.contains(k));
     s.last.retain(|k, _| {
         let mut parts = k.splitn(3, '/');
@@ -196,8 +229,10 @@ fn window(u: &Usage) -> String {
 fn status(code: StatusCode, reason: &str, message: String) -> Response {
     (
         code,
-        Json(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                    "message": message, "reason": reason, "code": code.as_u16()})),
+        Json(
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                    "message": message, "reason": reason, "code": code.as_u16()}),
+        ),
     )
         .into_response()
 }
@@ -234,7 +269,12 @@ async fn list_nodes(State(app): State<App>, Query(q): Query<Selector>) -> Respon
         Some(sel) => {
             let api: Api<Node> = Api::all(app.client.clone());
             match api.list(&ListParams::default().labels(sel)).await {
-                Ok(l) => Some(l.items.into_iter().filter_map(|n| n.metadata.name).collect::<Vec<_>>()),
+                Ok(l) => Some(
+                    l.items
+                        .into_iter()
+                        .filter_map(|n| n.metadata.name)
+                        .collect::<Vec<_>>(),
+                ),
                 Err(e) => return status(StatusCode::BAD_REQUEST, "BadRequest", e.to_string()),
             }
         }
@@ -260,11 +300,20 @@ async fn get_node(State(app): State<App>, Path(name): Path<String>) -> Response 
             v["apiVersion"] = json!("metrics.k8s.io/v1beta1");
             Json(v).into_response()
         }
-        None => status(StatusCode::NOT_FOUND, "NotFound", format!("nodemetrics.metrics.k8s.io \"{name}\" not found")),
+        None => status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("nodemetrics.metrics.k8s.io \"{name}\" not found"),
+        ),
     }
 }
 
-fn pod_item(ns: &str, name: &str, labels: Option<&BTreeMap<String, String>>, cs: &BTreeMap<String, Usage>) -> Value {
+fn pod_item(
+    ns: &str,
+    name: &str,
+    labels: Option<&BTreeMap<String, String>>,
+    cs: &BTreeMap<String, Usage>,
+) -> Value {
     let first = cs.values().next();
     json!({
         "metadata": {"name": name, "namespace": ns, "creationTimestamp": Timestamp::now().to_string(),
@@ -275,7 +324,11 @@ fn pod_item(ns: &str, name: &str, labels: Option<&BTreeMap<String, String>>, cs:
     })
 }
 
-async fn pods_in(app: &App, ns: Option<&str>, selector: Option<&str>) -> Result<Vec<Value>, Response> {
+async fn pods_in(
+    app: &App,
+    ns: Option<&str>,
+    selector: Option<&str>,
+) -> Result<Vec<Value>, Response> {
     let api: Api<Pod> = match ns {
         Some(ns) => Api::namespaced(app.client.clone(), ns),
         None => Api::all(app.client.clone()),
@@ -313,7 +366,11 @@ async fn list_all_pods(State(app): State<App>, Query(q): Query<Selector>) -> Res
     }
 }
 
-async fn list_ns_pods(State(app): State<App>, Path(ns): Path<String>, Query(q): Query<Selector>) -> Response {
+async fn list_ns_pods(
+    State(app): State<App>,
+    Path(ns): Path<String>,
+    Query(q): Query<Selector>,
+) -> Response {
     match pods_in(&app, Some(&ns), q.label_selector.as_deref()).await {
         Ok(items) => pod_list(items),
         Err(r) => r,
@@ -325,31 +382,45 @@ async fn get_pod(State(app): State<App>, Path((ns, name)): Path<(String, String)
         Ok(items) => items,
         Err(r) => return r,
     };
-    match items.into_iter().find(|v| v["metadata"]["name"] == name.as_str()) {
+    match items
+        .into_iter()
+        .find(|v| v["metadata"]["name"] == name.as_str())
+    {
         Some(mut v) => {
             v["kind"] = json!("PodMetrics");
             v["apiVersion"] = json!("metrics.k8s.io/v1beta1");
             Json(v).into_response()
         }
-        None => status(StatusCode::NOT_FOUND, "NotFound", format!("podmetrics.metrics.k8s.io \"{name}\" not found")),
+        None => status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("podmetrics.metrics.k8s.io \"{name}\" not found"),
+        ),
     }
 }
 
 async fn not_found(uri: axum::http::Uri) -> Response {
-    status(StatusCode::NOT_FOUND, "NotFound", format!("the server could not find {}", uri.path()))
+    status(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        format!("the server could not find {}", uri.path()),
+    )
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .init();
     let args = Args::parse();
     rustls::crypto::ring::default_provider()
         .install_default()
         .map_err(|_| anyhow::anyhow!("a rustls crypto provider is already installed"))?;
     let kubeconfig = Kubeconfig::read_from(&args.kubeconfig)?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+    let config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
     let client = Client::try_from(config)?;
     let store: Shared = Arc::default();
     let resolution = Duration::from_secs(args.resolution_secs.max(1));
@@ -373,14 +444,18 @@ async fn main() -> anyhow::Result<()> {
         .route(&format!("{base}/nodes/{{name}}"), get(get_node))
         .route(&format!("{base}/pods"), get(list_all_pods))
         .route(&format!("{base}/namespaces/{{ns}}/pods"), get(list_ns_pods))
-        .route(&format!("{base}/namespaces/{{ns}}/pods/{{name}}"), get(get_pod))
+        .route(
+            &format!("{base}/namespaces/{{ns}}/pods/{{name}}"),
+            get(get_pod),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ok" }))
         .route("/livez", get(|| async { "ok" }))
         .fallback(not_found)
         .with_state(app);
 
-    let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&args.tls_cert, &args.tls_key).await?;
+    let tls =
+        axum_server::tls_rustls::RustlsConfig::from_pem_file(&args.tls_cert, &args.tls_key).await?;
     let handle = axum_server::Handle::new();
     let h = handle.clone();
     tokio::spawn(async move {
@@ -389,7 +464,9 @@ async fn main() -> anyhow::Result<()> {
     });
     let term = handle.clone();
     tokio::spawn(async move {
-        if let Ok(mut sig) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut sig) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             sig.recv().await;
             term.graceful_shutdown(Some(Duration::from_secs(2)));
         }

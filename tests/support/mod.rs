@@ -1,0 +1,173 @@
+//! Support for integration tests on the local cluster (`tests/cluster/kube-local up`).
+//!
+//! Tests that need it are `#[ignore = "needs the local cluster"]`; `tests/run` starts the
+//! cluster, runs them with `--include-ignored` and stops it. Each test gets its own namespace,
+//! deleted when the [`TestNs`] is dropped, pass or fail.
+#![allow(dead_code)]
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{DeleteParams, PostParams};
+use kube::runtime::wait::{Condition, await_condition};
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+
+pub const BUSYBOX: &str = "burst-scaler.local/busybox:1";
+
+/// A client for the cluster named by `KUBECONFIG`, and a fresh namespace.
+pub struct TestNs {
+    pub client: Client,
+    pub name: String,
+}
+
+impl TestNs {
+    pub async fn new(prefix: &str) -> TestNs {
+        let client = Client::try_default()
+            .await
+            .expect("no cluster: start it with `tests/cluster/kube-local up` and set KUBECONFIG (see `kube-local env`)");
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let name = format!(
+            "t-{prefix}-{:x}{:x}",
+            std::process::id() % 4096,
+            nanos % 65536
+        );
+        let ns: Namespace = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "labels": {"burstscaler.dev/test": "true"}}
+        }))
+        .expect("namespace");
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .expect("create namespace");
+        // Pods are refused until the namespace's default service account has its token
+        // (Kubernetes 1.20 still uses token secrets).
+        let sa: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+            Api::namespaced(client.clone(), &name);
+        for _ in 0..60 {
+            let ready = sa.get_opt("default").await.ok().flatten();
+            if ready.is_some_and(|sa| sa.secrets.is_some_and(|s| !s.is_empty())) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        TestNs { client, name }
+    }
+
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+
+    /// Creates an object from JSON in this namespace.
+    pub async fn create<K>(&self, value: serde_json::Value) -> K
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + serde::Serialize
+            + Debug,
+    {
+        let obj: K = serde_json::from_value(value).expect("object");
+        self.api::<K>()
+            .create(&PostParams::default(), &obj)
+            .await
+            .expect("create")
+    }
+}
+
+impl Drop for TestNs {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop cannot await: delete from a helper thread with its own runtime and its own
+        // client (the test's client is driven by the test's runtime, blocked here).
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            if let Ok(rt) = rt {
+                rt.block_on(async move {
+                    let Ok(client) = Client::try_default().await else {
+                        return;
+                    };
+                    let _ = Api::<Namespace>::all(client)
+                        .delete(&name, &DeleteParams::background().grace_period(0))
+                        .await;
+                });
+            }
+        })
+        .join();
+    }
+}
+
+/// Waits for `cond` on object `name`, failing the test with `what` after `secs` seconds.
+pub async fn wait_for<K>(
+    api: &Api<K>,
+    name: &str,
+    secs: u64,
+    what: &str,
+    cond: impl Condition<K>,
+) -> K
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    match tokio::time::timeout(
+        Duration::from_secs(secs),
+        await_condition(api.clone(), name, cond),
+    )
+    .await
+    {
+        Ok(Ok(Some(obj))) => obj,
+        Ok(Ok(None)) => panic!("{name} was deleted while waiting for {what}"),
+        Ok(Err(e)) => panic!("watch failed while waiting for {what}: {e}"),
+        Err(_) => panic!("timed out after {secs}s waiting for {what} on {name}"),
+    }
+}
+
+/// Polls `f` every second until it returns `Some`, failing after `secs` seconds.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {secs}s waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// A busybox pod spec that burns one CPU-bound loop, with the given CPU request and limit.
+pub fn burner(
+    name: &str,
+    labels: serde_json::Value,
+    request: &str,
+    limit: &str,
+) -> serde_json::Value {
+    serde_json::json!({
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{
+                "name": "burn",
+                "image": BUSYBOX,
+                "imagePullPolicy": "Never",
+                // Bounded: stops by itself after 10 minutes.
+                "command": ["sh", "-c", "end=$(( $(date +%s) + 600 )); while [ $(date +%s) -lt $end ]; do :; done"],
+                "resources": {"requests": {"cpu": request}, "limits": {"cpu": limit}}
+            }]
+        }
+    })
+}
