@@ -1,10 +1,64 @@
-//! The operator process (`burst-scaler controller`).
+//! The operator (`burst-scaler controller`): watches → build (pure) → engine (pure) → apply →
+//! status. A pass runs every `--metrics-interval`, and soon after any BurstScaler changes.
 //!
-//! This is the process shell: configuration, start-up logging and graceful shutdown. The watch /
-//! decide / apply loop is built on top of it (see the project issues).
+//! - [`build`]: BurstScalers, pods, nodes, HPAs and usage → per-node engine inputs and each
+//!   BurstScaler's standing (pure).
+//! - [`crate::engine`]: the decisions (pure).
+//! - [`actuate`]: pod writes (in-place resize, the original-resources annotation), behind the
+//!   [`actuate::Actuator`] trait.
+//! - [`status`]: each BurstScaler's status (pure) — written with a merge patch.
+//! - [`metrics`]: Prometheus metrics and `/metrics`, `/livez`, `/readyz`.
 
+pub mod actuate;
+pub mod build;
+pub mod metrics;
+pub mod status;
+pub mod usage_book;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams};
+use kube::core::Selector;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use tokio::sync::{Notify, watch};
+
+use self::actuate::{Actuator, InPlaceResize};
+use self::build::{HpaTarget, Key, Plan, key_of};
+use self::metrics::Metrics;
+use self::status::Capabilities;
+use self::usage_book::UsageBook;
+use crate::api::{BurstScaler, FINALIZER, Mode};
 use crate::cli::ControllerArgs;
-use crate::quantity::parse_cpu;
+use crate::engine::{self, EngineConfig, NodeDecision};
+use crate::quantity::{MilliCpu, parse_cpu};
+use crate::usage::PodMetrics;
+
+/// Everything a pass needs, shared by the loop and the HTTP server.
+pub struct Context {
+    pub client: Client,
+    pub args: ControllerArgs,
+    pub reserve: MilliCpu,
+    pub metrics: Metrics,
+    pub recorder: Recorder,
+    pub caps: Capabilities,
+    pub actuator: InPlaceResize,
+    scalers: Store<BurstScaler>,
+    pods: Store<Pod>,
+    nodes: Store<Node>,
+    hpas: Store<HorizontalPodAutoscaler>,
+    /// Whether this replica may write (always, without leader election).
+    leader: watch::Receiver<bool>,
+}
 
 /// Runs the controller until SIGTERM or SIGINT.
 pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
@@ -22,9 +76,184 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         version = env!("CARGO_PKG_VERSION"),
         "burst-scaler controller starting"
     );
-    let signal = shutdown_signal().await?;
-    tracing::info!(signal, "shutting down");
+    let metrics = Metrics::new()?;
+    let ready = Arc::new(AtomicBool::new(false));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let http = {
+        let mut rx = stop_rx.clone();
+        tokio::spawn(metrics::serve(
+            args.listen,
+            metrics.clone(),
+            ready.clone(),
+            async move {
+                let _ = rx.changed().await;
+            },
+        ))
+    };
+
+    let client = tokio::select! {
+        c = Client::try_default() => c.map_err(|e| anyhow::anyhow!("cannot reach the Kubernetes API (in-cluster config or KUBECONFIG): {e}"))?,
+        s = shutdown_signal() => { tracing::info!(signal = s?, "shutting down"); return Ok(()); }
+    };
+    let resize = actuate::resize_supported(&client).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot list the core API's resources; assuming no pods/resize");
+        false
+    });
+    if !resize {
+        tracing::warn!("{}", status::RESIZE_UNSUPPORTED);
+    }
+    let caps = Capabilities {
+        resize,
+        dry_run: args.dry_run,
+    };
+
+    let leader = leader_channel(&client, &args).await?;
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "burst-scaler".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        },
+    );
+
+    let notify = Arc::new(Notify::new());
+    let (scalers, w) = reflector::store();
+    let n = notify.clone();
+    let bsc_stream = reflector::reflector(
+        w,
+        watcher(
+            Api::<BurstScaler>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff(),
+    )
+    .touched_objects()
+    .for_each(move |_| {
+        n.notify_one();
+        futures::future::ready(())
+    });
+    let (pods, w) = reflector::store();
+    let pod_stream = drive(reflector::reflector(
+        w,
+        watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()).default_backoff(),
+    ));
+    let (nodes, w) = reflector::store();
+    let node_stream = drive(reflector::reflector(
+        w,
+        watcher(Api::<Node>::all(client.clone()), watcher::Config::default()).default_backoff(),
+    ));
+    let (hpas, w) = reflector::store();
+    let hpa_stream = drive(reflector::reflector(
+        w,
+        watcher(
+            Api::<HorizontalPodAutoscaler>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff(),
+    ));
+    let watches = tokio::spawn(async move {
+        tokio::join!(bsc_stream, pod_stream, node_stream, hpa_stream);
+    });
+
+    let ctx = Arc::new(Context {
+        actuator: InPlaceResize {
+            client: client.clone(),
+        },
+        client,
+        args,
+        reserve,
+        metrics,
+        recorder,
+        caps,
+        scalers,
+        pods,
+        nodes,
+        hpas,
+        leader,
+    });
+
+    let mut shutdown = Box::pin(shutdown_signal());
+    let synced = async {
+        ctx.scalers.wait_until_ready().await?;
+        ctx.pods.wait_until_ready().await?;
+        ctx.nodes.wait_until_ready().await?;
+        ctx.hpas.wait_until_ready().await
+    };
+    tokio::select! {
+        r = synced => r.map_err(|e| anyhow::anyhow!("watches ended before they synced: {e}"))?,
+        s = &mut shutdown => { tracing::info!(signal = s?, "shutting down"); return finish(stop_tx, http, watches).await; }
+    }
+    ready.store(true, Ordering::Relaxed);
+    tracing::info!(resize_supported = caps.resize, "caches synced");
+
+    let mut state = LoopState::default();
+    let mut tick = tokio::time::interval(ctx.args.metrics_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => { state.poll_due = true; }
+            _ = notify.notified() => {
+                // Let a burst of watch events settle into one pass.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            s = &mut shutdown => { tracing::info!(signal = s?, "shutting down"); break; }
+        }
+        pass(&ctx, &mut state).await;
+    }
+    finish(stop_tx, http, watches).await
+}
+
+async fn finish(
+    stop: watch::Sender<bool>,
+    http: tokio::task::JoinHandle<std::io::Result<()>>,
+    watches: tokio::task::JoinHandle<()>,
+) -> anyhow::Result<()> {
+    let _ = stop.send(true);
+    watches.abort();
+    let _ = tokio::time::timeout(Duration::from_secs(5), http).await;
     Ok(())
+}
+
+fn drive<S: futures::Stream + Send + 'static>(
+    s: S,
+) -> impl std::future::Future<Output = ()> + Send {
+    s.for_each(|_| futures::future::ready(()))
+}
+
+/// A channel that says whether this replica may write: always `true` without leader election;
+/// with it, `true` only while the Lease is held (losing it stops writes at once).
+async fn leader_channel(
+    client: &Client,
+    args: &ControllerArgs,
+) -> anyhow::Result<watch::Receiver<bool>> {
+    if !args.leader_election {
+        let (tx, rx) = watch::channel(true);
+        std::mem::forget(tx); // keep the channel open for the life of the process
+        return Ok(rx);
+    }
+    let namespace = args
+        .lease_namespace
+        .clone()
+        .or_else(|| std::env::var("POD_NAMESPACE").ok())
+        .unwrap_or_else(|| "default".into());
+    let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
+        format!(
+            "burst-scaler-{}-{}",
+            std::process::id(),
+            Timestamp::now().as_millisecond()
+        )
+    });
+    let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), "burst-scaler")
+        .with_namespace(namespace.clone())
+        .with_identity(identity.clone())
+        .with_duration(15)
+        .with_grace(5)
+        .build()
+        .await
+        .map_err(|e| anyhow::anyhow!("leader election in namespace {namespace}: {e}"))?;
+    let (rx, _task) = manager.watch().await;
+    tracing::info!(%identity, %namespace, "leader election on (Lease burst-scaler)");
+    Ok(rx)
 }
 
 /// Resolves when the process receives SIGTERM (what the kubelet sends) or SIGINT.
@@ -36,4 +265,488 @@ pub async fn shutdown_signal() -> anyhow::Result<&'static str> {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
     })
+}
+
+#[derive(Default)]
+struct LoopState {
+    usage: UsageBook,
+    poll_due: bool,
+    /// Pods whose resize is deferred: since when (given up after `--resize-timeout`).
+    deferred_since: BTreeMap<Key, Instant>,
+}
+
+fn watched(ctx: &Context, ns: &str) -> bool {
+    ctx.args.namespaces.is_empty() || ctx.args.namespaces.iter().any(|n| n == ns)
+}
+
+/// One pass: usage → plan → decisions → writes → status.
+async fn pass(ctx: &Context, state: &mut LoopState) {
+    let started = Instant::now();
+    let now = Timestamp::now();
+    if state.poll_due {
+        state.poll_due = false;
+        poll_usage(ctx, &mut state.usage).await;
+    }
+    let scalers: Vec<Arc<BurstScaler>> = ctx
+        .scalers
+        .state()
+        .into_iter()
+        .filter(|s| watched(ctx, &s.namespace().unwrap_or_default()))
+        .collect();
+    let pods = ctx.pods.state();
+    let nodes = ctx.nodes.state();
+    let hpas = hpa_targets(ctx).await;
+    let plan = build::build(&scalers, &pods, &nodes, &hpas, &state.usage, ctx.reserve);
+    state
+        .usage
+        .retain_pods(|p| pods.iter().any(|x| key_of(x.as_ref()) == p));
+
+    let config = EngineConfig {
+        sample_interval: ctx.args.metrics_interval,
+        ..EngineConfig::default()
+    };
+    let t = Instant::now();
+    let decisions: Vec<NodeDecision> = plan
+        .nodes
+        .iter()
+        .map(|n| engine::decide(n, &config, now))
+        .collect();
+    ctx.metrics
+        .decision_pass_seconds
+        .observe(t.elapsed().as_secs_f64());
+    if let Some(newest) = state.usage.newest() {
+        ctx.metrics
+            .sample_age_seconds
+            .set(now.duration_since(newest).as_secs());
+    }
+
+    let may_write = *ctx.leader.borrow();
+    ctx.metrics.leader.set(i64::from(may_write));
+    for (key, why) in &plan.bad_pods {
+        tracing::warn!(pod = %key, "{why}");
+        if let Some(owner) = plan
+            .owner
+            .get(key)
+            .and_then(|sk| scalers.iter().find(|s| &key_of(s.as_ref()) == sk))
+        {
+            publish(
+                ctx,
+                owner,
+                EventType::Warning,
+                "BadPodData",
+                "Skip",
+                format!("{key}: {why}"),
+                pod_ref(&pods, key),
+            )
+            .await;
+        }
+    }
+
+    // Decisions: Events in Recommend and Auto; writes in Auto.
+    for nd in &decisions {
+        for d in &nd.pods {
+            if !d.action.changes() {
+                continue;
+            }
+            ctx.metrics
+                .decisions
+                .with_label_values(&[d.action.as_str()])
+                .inc();
+            let Some(sk) = plan.owner.get(&d.pod) else {
+                continue;
+            };
+            let Some(scaler) = scalers.iter().find(|s| &key_of(s.as_ref()) == sk) else {
+                continue;
+            };
+            let mode = plan.scalers.get(sk).and_then(|s| s.mode());
+            let apply =
+                mode == Some(Mode::Auto) && !ctx.caps.dry_run && ctx.caps.resize && may_write;
+            let (reason, note) = if apply {
+                match change_pod(ctx, &pods, &d.pod, &d.changes, now).await {
+                    Ok(()) => {
+                        ctx.metrics.resize_requests.with_label_values(&["ok"]).inc();
+                        (d.action.to_string(), d.reason.clone())
+                    }
+                    Err(e) => {
+                        ctx.metrics
+                            .resize_requests
+                            .with_label_values(&["error"])
+                            .inc();
+                        tracing::warn!(pod = %d.pod, error = %e, "resize failed");
+                        ("ResizeFailed".to_string(), format!("{}: {e}", d.reason))
+                    }
+                }
+            } else {
+                if mode == Some(Mode::Auto) {
+                    ctx.metrics
+                        .resize_requests
+                        .with_label_values(&["not_applied"])
+                        .inc();
+                }
+                (format!("Recommend{}", d.action), d.reason.clone())
+            };
+            publish(
+                ctx,
+                scaler,
+                EventType::Normal,
+                &reason,
+                d.action.as_str(),
+                note,
+                pod_ref(&pods, &d.pod),
+            )
+            .await;
+        }
+    }
+
+    // Deferred resizes: report and give up after the timeout.
+    track_deferred(ctx, state, &plan, &pods, &scalers).await;
+
+    if may_write && !ctx.caps.dry_run {
+        finalizers(ctx, &plan, &scalers, &pods).await;
+        for pk in &plan.to_restore {
+            let pod = pods.iter().find(|p| &key_of(p.as_ref()) == pk);
+            if let Some(p) = pod.filter(|p| watched(ctx, &p.namespace().unwrap_or_default())) {
+                restore(ctx, p, &scalers).await;
+            }
+        }
+    }
+
+    write_status(ctx, &plan, &decisions, &scalers, now).await;
+    ctx.metrics.invalid_burstscalers.set(
+        plan.scalers
+            .values()
+            .filter(|s| s.validated.is_err())
+            .count() as i64,
+    );
+    ctx.metrics
+        .reconcile_seconds
+        .observe(started.elapsed().as_secs_f64());
+}
+
+fn pod_ref(pods: &[Arc<Pod>], key: &str) -> Option<ObjectReference> {
+    pods.iter()
+        .find(|p| key_of(p.as_ref()) == key)
+        .map(|p| p.object_ref(&()))
+}
+
+async fn publish(
+    ctx: &Context,
+    scaler: &BurstScaler,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+    related: Option<ObjectReference>,
+) {
+    let ev = Event {
+        type_,
+        reason: reason.to_string(),
+        note: Some(note.chars().take(1000).collect()),
+        action: action.to_string(),
+        secondary: related,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &scaler.object_ref(&())).await {
+        tracing::warn!(error = %e, "cannot publish an Event");
+    }
+}
+
+/// Reads every pod's usage from metrics.k8s.io into the book.
+async fn poll_usage(ctx: &Context, book: &mut UsageBook) {
+    let api: Api<PodMetrics> = Api::all(ctx.client.clone());
+    let list = match api.list(&ListParams::default()).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read metrics.k8s.io pod metrics; decisions hold (blind is safe)");
+            return;
+        }
+    };
+    for m in list.items {
+        let key = key_of(&m);
+        let Some(time) = m.timestamp.as_ref().map(|t| t.0) else {
+            continue;
+        };
+        for c in &m.containers {
+            match c.cpu() {
+                Ok(Some(cpu)) => book.add(&key, &c.name, time, cpu, 3600),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(pod = %key, container = %c.name, error = %e, "unreadable CPU usage")
+                }
+            }
+        }
+    }
+}
+
+/// HPAs that scale on CPU, with the pods their targets select.
+async fn hpa_targets(ctx: &Context) -> Vec<HpaTarget> {
+    let mut out = vec![];
+    for h in ctx.hpas.state() {
+        let Some(spec) = &h.spec else { continue };
+        if spec.target_cpu_utilization_percentage.is_none() {
+            continue;
+        }
+        let ns = h.namespace().unwrap_or_default();
+        let t = &spec.scale_target_ref;
+        let (group, version) = match t
+            .api_version
+            .as_deref()
+            .unwrap_or("apps/v1")
+            .split_once('/')
+        {
+            Some((g, v)) => (g.to_string(), v.to_string()),
+            None => (String::new(), t.api_version.clone().unwrap_or_default()),
+        };
+        let gvk = GroupVersionKind::gvk(&group, &version, &t.kind);
+        let plural = format!("{}s", t.kind.to_lowercase());
+        let ar = ApiResource::from_gvk_with_plural(&gvk, &plural);
+        let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ns, &ar);
+        let Ok(obj) = api.get(&t.name).await else {
+            continue;
+        };
+        let sel = obj.data.pointer("/spec/selector").cloned().and_then(|v| {
+            serde_json::from_value::<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>(
+                v,
+            )
+            .ok()
+        });
+        if let Some(selector) = sel.and_then(|s| Selector::try_from(s).ok()) {
+            out.push(HpaTarget {
+                namespace: ns,
+                name: h.name_any(),
+                selector,
+            });
+        }
+    }
+    out
+}
+
+/// Records the originals, then resizes.
+async fn change_pod(
+    ctx: &Context,
+    pods: &[Arc<Pod>],
+    key: &str,
+    changes: &[crate::engine::ContainerChange],
+    now: Timestamp,
+) -> Result<(), actuate::ActuateError> {
+    let pod = pods
+        .iter()
+        .find(|p| key_of(p.as_ref()) == key)
+        .ok_or_else(|| actuate::ActuateError::Gone(key.to_string()))?;
+    actuate::record_change(&ctx.client, pod, now).await?;
+    let ns = pod.namespace().unwrap_or_default();
+    ctx.actuator.resize(&ns, &pod.name_any(), changes).await
+}
+
+/// Brings a pod back to its recorded resources and removes the annotation.
+async fn restore(ctx: &Context, pod: &Pod, scalers: &[Arc<BurstScaler>]) -> bool {
+    let key = key_of(pod);
+    let changes = match actuate::restore_changes(pod) {
+        Ok(c) => c,
+        Err(why) => {
+            tracing::warn!(pod = %key, "{why}");
+            return false;
+        }
+    };
+    if !changes.is_empty() {
+        if !ctx.caps.resize {
+            tracing::warn!(pod = %key, "cannot restore: {}", status::RESIZE_UNSUPPORTED);
+            return false;
+        }
+        let ns = pod.namespace().unwrap_or_default();
+        if let Err(e) = ctx.actuator.resize(&ns, &pod.name_any(), &changes).await {
+            tracing::warn!(pod = %key, error = %e, "restore failed");
+            ctx.metrics
+                .resize_requests
+                .with_label_values(&["error"])
+                .inc();
+            return false;
+        }
+        ctx.metrics.resize_requests.with_label_values(&["ok"]).inc();
+    }
+    let ns = pod.namespace().unwrap_or_default();
+    if let Err(e) = actuate::annotate(&ctx.client, &ns, &pod.name_any(), None).await {
+        tracing::warn!(pod = %key, error = %e, "cannot remove the annotation");
+        return false;
+    }
+    let note = format!("{key}: restored the CPU it had before burst-scaler changed it");
+    tracing::info!("{note}");
+    let owner = scalers.iter().find(|s| {
+        s.namespace() == pod.namespace()
+            && Selector::try_from(s.spec.selector.clone()).is_ok_and(|sel| {
+                use kube::core::SelectorExt;
+                sel.matches(pod.labels())
+            })
+    });
+    if let Some(s) = owner {
+        publish(
+            ctx,
+            s,
+            EventType::Normal,
+            "Restore",
+            "Restore",
+            note,
+            Some(pod.object_ref(&())),
+        )
+        .await;
+    }
+    true
+}
+
+/// Adds the finalizer to `Auto` BurstScalers; on deletion restores their pods, then removes it.
+async fn finalizers(ctx: &Context, plan: &Plan, scalers: &[Arc<BurstScaler>], pods: &[Arc<Pod>]) {
+    for s in scalers {
+        let key = key_of(s.as_ref());
+        let has = s.finalizers().iter().any(|f| f == FINALIZER);
+        let ns = s.namespace().unwrap_or_default();
+        let api: Api<BurstScaler> = Api::namespaced(ctx.client.clone(), &ns);
+        let deleting = s.metadata.deletion_timestamp.is_some();
+        let auto = plan.scalers.get(&key).and_then(|p| p.mode()) == Some(Mode::Auto);
+        if !deleting && auto && !has {
+            let mut f = s.finalizers().to_vec();
+            f.push(FINALIZER.to_string());
+            let patch = serde_json::json!({"metadata": {"finalizers": f, "resourceVersion": s.resource_version()}});
+            if let Err(e) = api
+                .patch(&s.name_any(), &PatchParams::default(), &Patch::Merge(patch))
+                .await
+            {
+                tracing::warn!(burstscaler = %key, error = %e, "cannot add the finalizer");
+            }
+        }
+        if deleting && has {
+            // Its pods: those it selects that carry the annotation.
+            let sel = Selector::try_from(s.spec.selector.clone()).ok();
+            let mut all_restored = true;
+            for p in pods
+                .iter()
+                .filter(|p| p.namespace().as_deref() == Some(ns.as_str()))
+            {
+                let selected = sel.as_ref().is_some_and(|sel| {
+                    use kube::core::SelectorExt;
+                    !sel.selects_all() && sel.matches(p.labels())
+                });
+                if selected
+                    && p.annotations()
+                        .contains_key(crate::api::ORIGINAL_RESOURCES_ANNOTATION)
+                {
+                    all_restored &= restore(ctx, p, scalers).await;
+                }
+            }
+            if all_restored {
+                let f: Vec<String> = s
+                    .finalizers()
+                    .iter()
+                    .filter(|f| *f != FINALIZER)
+                    .cloned()
+                    .collect();
+                let patch = serde_json::json!({"metadata": {"finalizers": f, "resourceVersion": s.resource_version()}});
+                match api
+                    .patch(&s.name_any(), &PatchParams::default(), &Patch::Merge(patch))
+                    .await
+                {
+                    Ok(_) => {
+                        tracing::info!(burstscaler = %key, "every pod restored; finalizer removed")
+                    }
+                    Err(e) => {
+                        tracing::warn!(burstscaler = %key, error = %e, "cannot remove the finalizer")
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn track_deferred(
+    ctx: &Context,
+    state: &mut LoopState,
+    plan: &Plan,
+    pods: &[Arc<Pod>],
+    scalers: &[Arc<BurstScaler>],
+) {
+    let deferred: Vec<&Key> = plan
+        .nodes
+        .iter()
+        .flat_map(|n| &n.pods)
+        .filter(|p| p.resize == crate::engine::ResizeState::Deferred)
+        .map(|p| &p.name)
+        .collect();
+    state.deferred_since.retain(|k, _| deferred.contains(&k));
+    for k in deferred {
+        let since = *state
+            .deferred_since
+            .entry(k.clone())
+            .or_insert_with(Instant::now);
+        if since.elapsed() >= ctx.args.resize_timeout {
+            state.deferred_since.insert(k.clone(), Instant::now());
+            ctx.metrics
+                .resize_requests
+                .with_label_values(&["deferred_timeout"])
+                .inc();
+            if let Some(s) = plan
+                .owner
+                .get(k)
+                .and_then(|sk| scalers.iter().find(|s| &key_of(s.as_ref()) == sk))
+            {
+                let note = format!(
+                    "{k}: resize still Deferred after {}s: the node has no room for it",
+                    ctx.args.resize_timeout.as_secs()
+                );
+                publish(
+                    ctx,
+                    s,
+                    EventType::Warning,
+                    "ResizeDeferredTimeout",
+                    "Resize",
+                    note,
+                    pod_ref(pods, k),
+                )
+                .await;
+            }
+        }
+    }
+}
+
+async fn write_status(
+    ctx: &Context,
+    plan: &Plan,
+    decisions: &[NodeDecision],
+    scalers: &[Arc<BurstScaler>],
+    now: Timestamp,
+) {
+    let mut throttled = 0;
+    let mut resized = 0;
+    for s in scalers {
+        let key = key_of(s.as_ref());
+        let Some(sp) = plan.scalers.get(&key) else {
+            continue;
+        };
+        let mine: Vec<(&str, &crate::engine::PodDecision)> = decisions
+            .iter()
+            .flat_map(|n| &n.pods)
+            .filter(|d| sp.pods.contains(&d.pod))
+            .map(|d| (d.pod.as_str(), d))
+            .collect();
+        let new = status::status_for(sp, &plan.nodes, &mine, s.status.as_ref(), ctx.caps, now);
+        throttled += i64::from(new.throttled_pods);
+        resized += i64::from(new.resized_pods);
+        if s.status
+            .as_ref()
+            .is_some_and(|old| status::same_except_time(old, &new))
+        {
+            continue;
+        }
+        if !*ctx.leader.borrow() {
+            continue;
+        }
+        let api: Api<BurstScaler> =
+            Api::namespaced(ctx.client.clone(), &s.namespace().unwrap_or_default());
+        let patch = serde_json::json!({"status": new});
+        if let Err(e) = api
+            .patch_status(&s.name_any(), &PatchParams::default(), &Patch::Merge(patch))
+            .await
+        {
+            tracing::warn!(burstscaler = %key, error = %e, "cannot write status");
+        }
+    }
+    ctx.metrics.throttled_pods.set(throttled);
+    ctx.metrics.resized_pods.set(resized);
 }
