@@ -21,7 +21,13 @@ fn crd_subcommand_prints_the_committed_crd() {
 #[test]
 fn controller_without_a_cluster_says_so_and_fails() {
     let out = bin()
-        .args(["controller", "--log-format", "json", "--listen", "127.0.0.1:0"])
+        .args([
+            "controller",
+            "--log-format",
+            "json",
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .env("KUBECONFIG", "/nonexistent/kubeconfig")
         .env_remove("KUBERNETES_SERVICE_HOST")
         .env("BURST_SCALER_METRICS_INTERVAL", "30s")
@@ -35,7 +41,10 @@ fn controller_without_a_cluster_says_so_and_fails() {
         .find(|l| l.contains("burst-scaler controller starting"))
         .unwrap_or_else(|| panic!("no start-up line: {err}"));
     let v: serde_json::Value = serde_json::from_str(start).expect("JSON log line");
-    assert_eq!(v["fields"]["metrics_interval"], "30s", "env var sets the flag: {start}");
+    assert_eq!(
+        v["fields"]["metrics_interval"], "30s",
+        "env var sets the flag: {start}"
+    );
     assert!(err.contains("cannot reach the Kubernetes API"), "{err}");
 }
 

@@ -31,14 +31,25 @@ async fn install_crd(client: &kube::Client) {
         Some(old) => {
             let mut crd = crd;
             crd.metadata.resource_version = old.metadata.resource_version;
-            crds.replace(name, &PostParams::default(), &crd).await.expect("replace crd");
+            crds.replace(name, &PostParams::default(), &crd)
+                .await
+                .expect("replace crd");
         }
     }
-    wait_for(&crds, name, 30, "the CRD to be established", |o: Option<&CustomResourceDefinition>| {
-        o.and_then(|c| c.status.as_ref())
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"))
-    })
+    wait_for(
+        &crds,
+        name,
+        30,
+        "the CRD to be established",
+        |o: Option<&CustomResourceDefinition>| {
+            o.and_then(|c| c.status.as_ref())
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True")
+                })
+        },
+    )
     .await;
 }
 
@@ -54,8 +65,10 @@ impl Controller {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("free port");
-        let log = std::fs::File::create(std::env::temp_dir().join(format!("bsc-controller-{ns}-{identity}.log")))
-            .expect("log file");
+        let log = std::fs::File::create(
+            std::env::temp_dir().join(format!("bsc-controller-{ns}-{identity}.log")),
+        )
+        .expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_burst-scaler"))
             .args(["controller", "--namespaces", ns, "--metrics-interval", "5s"])
             .args(["--listen", &format!("127.0.0.1:{port}")])
@@ -71,10 +84,17 @@ impl Controller {
 
     async fn metrics(&self) -> Option<String> {
         let out = Command::new("curl")
-            .args(["-sf", "--max-time", "3", &format!("http://127.0.0.1:{}/metrics", self.port)])
+            .args([
+                "-sf",
+                "--max-time",
+                "3",
+                &format!("http://127.0.0.1:{}/metrics", self.port),
+            ])
             .output()
             .ok()?;
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     async fn metric(&self, name: &str) -> Option<f64> {
@@ -88,7 +108,9 @@ impl Controller {
 
 impl Drop for Controller {
     fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         for _ in 0..50 {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return;
@@ -124,39 +146,58 @@ async fn controller_reports_conditions_events_and_metrics_on_a_cluster_without_r
     let ns = TestNs::new("ctl").await;
     install_crd(&ns.client).await;
     let pods: Api<Pod> = ns.api();
-    ns.create::<Pod>(burner("web-1", json!({"app": "web"}), "100m", "200m")).await;
+    ns.create::<Pod>(burner("web-1", json!({"app": "web"}), "100m", "200m"))
+        .await;
     wait_for(&pods, "web-1", 90, "the pod to run", is_pod_running()).await;
     let scalers: Api<BurstScaler> = ns.api();
-    ns.create::<BurstScaler>(scaler("web-auto", "web", "Auto")).await;
-    ns.create::<BurstScaler>(scaler("idle", "nothing", "Recommend")).await;
+    ns.create::<BurstScaler>(scaler("web-auto", "web", "Auto"))
+        .await;
+    ns.create::<BurstScaler>(scaler("idle", "nothing", "Recommend"))
+        .await;
     // Invalid: the 1.20 API server does not run the CEL rules, so validate() must catch it.
     let mut bad = scaler("bad", "web", "Auto");
     bad["spec"]["cpu"] = json!({"min": "2", "max": "1"});
     ns.create::<BurstScaler>(bad).await;
     let ctl = Controller::start(&ns.name, &[], "ctl-a");
 
-    let s = eventually(60, "Ready=False/ResizeUnsupported on the Auto BurstScaler", || {
-        let scalers = scalers.clone();
-        async move {
-            let s = scalers.get("web-auto").await.ok()?;
-            let (st, reason, _) = condition(&s, "Ready")?;
-            (st == "False" && reason == "ResizeUnsupported").then_some(s)
-        }
-    })
+    let s = eventually(
+        60,
+        "Ready=False/ResizeUnsupported on the Auto BurstScaler",
+        || {
+            let scalers = scalers.clone();
+            async move {
+                let s = scalers.get("web-auto").await.ok()?;
+                let (st, reason, _) = condition(&s, "Ready")?;
+                (st == "False" && reason == "ResizeUnsupported").then_some(s)
+            }
+        },
+    )
     .await;
     let (_, _, msg) = condition(&s, "Ready").expect("Ready");
     assert!(msg.contains("Kubernetes 1.33"), "{msg}");
     let st = s.status.expect("status");
     assert_eq!(st.managed_pods, 1);
     assert_eq!(st.observed_generation, s.metadata.generation);
-    assert_eq!(condition(&scalers.get("idle").await.expect("idle"), "Ready").map(|c| c.0), Some("True".into()));
+    assert_eq!(
+        condition(&scalers.get("idle").await.expect("idle"), "Ready").map(|c| c.0),
+        Some("True".into())
+    );
     let bad = scalers.get("bad").await.expect("bad");
     let (st, reason, msg) = condition(&bad, "Ready").expect("Ready on bad");
     assert_eq!((st.as_str(), reason.as_str()), ("False", "InvalidSpec"));
-    assert_eq!(msg, format!("spec.cpu: {}", burst_scaler::api::rules::CPU_MIN_LE_MAX.message));
+    assert_eq!(
+        msg,
+        format!(
+            "spec.cpu: {}",
+            burst_scaler::api::rules::CPU_MIN_LE_MAX.message
+        )
+    );
     // The invalid one selects the same pod, but is not acting: no Conflict for web-auto.
     let web = scalers.get("web-auto").await.expect("web-auto");
-    assert_eq!(condition(&web, "Conflict").map(|c| c.0), Some("False".into()));
+    assert_eq!(
+        condition(&web, "Conflict").map(|c| c.0),
+        Some("False".into())
+    );
 
     // The pod burns its whole 200m limit: a burst. The decision is reported, not applied.
     let events: Api<Event> = ns.api();
@@ -164,32 +205,65 @@ async fn controller_reports_conditions_events_and_metrics_on_a_cluster_without_r
         let events = events.clone();
         async move {
             let list = events.list(&ListParams::default()).await.ok()?;
-            list.items.into_iter().find(|e| e.reason.as_deref() == Some("RecommendScaleUp"))
+            list.items
+                .into_iter()
+                .find(|e| e.reason.as_deref() == Some("RecommendScaleUp"))
         }
     })
     .await;
     let note = ev.note.unwrap_or_default();
-    assert!(note.contains("cpu burst") && note.contains("of 200m limit"), "{note}");
-    assert_eq!(ev.regarding.and_then(|r| r.name).as_deref(), Some("web-auto"));
+    assert!(
+        note.contains("cpu burst") && note.contains("of 200m limit"),
+        "{note}"
+    );
+    assert_eq!(
+        ev.regarding.and_then(|r| r.name).as_deref(),
+        Some("web-auto")
+    );
     assert_eq!(ev.related.and_then(|r| r.name).as_deref(), Some("web-1"));
     // Nothing was written to the pod.
     let pod = pods.get("web-1").await.expect("pod");
-    assert!(!pod.metadata.annotations.unwrap_or_default().contains_key(ORIGINAL_RESOURCES_ANNOTATION));
+    assert!(
+        !pod.metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key(ORIGINAL_RESOURCES_ANNOTATION)
+    );
     // The last decision is in status.
-    let last = scalers.get("web-auto").await.expect("web-auto").status.and_then(|s| s.last_decision);
+    let last = scalers
+        .get("web-auto")
+        .await
+        .expect("web-auto")
+        .status
+        .and_then(|s| s.last_decision);
     assert_eq!(last.map(|d| d.action), Some("ScaleUp".to_string()));
 
     // Metrics: decisions counted, the pod not applied (no resize), leader without election.
-    let decided = eventually(30, "burst_scaler_decisions_total{action=\"ScaleUp\"} > 0", || async {
-        ctl.metric("burst_scaler_decisions_total{action=\"ScaleUp\"}").await.filter(|v| *v > 0.0)
-    })
+    let decided = eventually(
+        30,
+        "burst_scaler_decisions_total{action=\"ScaleUp\"} > 0",
+        || async {
+            ctl.metric("burst_scaler_decisions_total{action=\"ScaleUp\"}")
+                .await
+                .filter(|v| *v > 0.0)
+        },
+    )
     .await;
     assert!(decided >= 1.0);
     let text = ctl.metrics().await.expect("metrics");
-    assert!(text.contains("burst_scaler_resize_requests_total{result=\"not_applied\"}"), "{text}");
+    assert!(
+        text.contains("burst_scaler_resize_requests_total{result=\"not_applied\"}"),
+        "{text}"
+    );
     assert!(text.contains("burst_scaler_leader 1"), "{text}");
-    assert!(text.contains("burst_scaler_invalid_burstscalers 1"), "{text}");
-    assert!(text.contains("burst_scaler_decision_pass_duration_seconds_count"), "{text}");
+    assert!(
+        text.contains("burst_scaler_invalid_burstscalers 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("burst_scaler_decision_pass_duration_seconds_count"),
+        "{text}"
+    );
     let ready = Command::new("curl")
         .args(["-sf", &format!("http://127.0.0.1:{}/readyz", ctl.port)])
         .status()
@@ -222,7 +296,10 @@ async fn deleting_a_burstscaler_restores_its_pods_before_it_goes() {
         async move { scalers.get("web").await.ok()?.status.map(|_| ()) }
     })
     .await;
-    scalers.delete("web", &DeleteParams::default()).await.expect("delete");
+    scalers
+        .delete("web", &DeleteParams::default())
+        .await
+        .expect("delete");
     eventually(60, "the BurstScaler to be gone after restoring", || {
         let scalers = scalers.clone();
         async move { scalers.get_opt("web").await.ok()?.is_none().then_some(()) }
@@ -230,7 +307,10 @@ async fn deleting_a_burstscaler_restores_its_pods_before_it_goes() {
     .await;
     let pod = pods.get("web-1").await.expect("pod");
     assert!(
-        !pod.metadata.annotations.unwrap_or_default().contains_key(ORIGINAL_RESOURCES_ANNOTATION),
+        !pod.metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key(ORIGINAL_RESOURCES_ANNOTATION),
         "the annotation must be removed once the pod is restored"
     );
 }
@@ -252,11 +332,15 @@ async fn with_leader_election_only_one_controller_writes() {
     let leader = if la == 1.0 { "ctl-one" } else { "ctl-two" };
     let leases: Api<k8s_openapi::api::coordination::v1::Lease> = ns.api();
     let lease = leases.get("burst-scaler").await.expect("lease");
-    assert_eq!(lease.spec.and_then(|s| s.holder_identity).as_deref(), Some(leader));
+    assert_eq!(
+        lease.spec.and_then(|s| s.holder_identity).as_deref(),
+        Some(leader)
+    );
     assert_eq!(la + lb, 1.0);
     // The leader writes status; the other stays passive.
     let scalers: Api<BurstScaler> = ns.api();
-    ns.create::<BurstScaler>(scaler("web", "web", "Recommend")).await;
+    ns.create::<BurstScaler>(scaler("web", "web", "Recommend"))
+        .await;
     eventually(60, "status written by the leader", || {
         let scalers = scalers.clone();
         async move { scalers.get("web").await.ok()?.status.map(|_| ()) }
@@ -265,8 +349,15 @@ async fn with_leader_election_only_one_controller_writes() {
     // Losing the leader hands writing to the other one.
     let (gone, survivor) = if leader == "ctl-one" { (a, b) } else { (b, a) };
     drop(gone);
-    eventually(60, "the other controller to take over the lease", || async {
-        survivor.metric("burst_scaler_leader").await.filter(|v| *v == 1.0)
-    })
+    eventually(
+        60,
+        "the other controller to take over the lease",
+        || async {
+            survivor
+                .metric("burst_scaler_leader")
+                .await
+                .filter(|v| *v == 1.0)
+        },
+    )
     .await;
 }
