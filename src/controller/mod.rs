@@ -12,6 +12,7 @@
 pub mod actuate;
 pub mod build;
 pub mod metrics;
+pub mod rbac;
 pub mod status;
 pub mod usage_book;
 
@@ -273,6 +274,8 @@ struct LoopState {
     poll_due: bool,
     /// Pods whose resize is deferred: since when (given up after `--resize-timeout`).
     deferred_since: BTreeMap<Key, Instant>,
+    /// Pods whose resize was refused as Infeasible, already reported.
+    infeasible: std::collections::BTreeSet<Key>,
 }
 
 fn watched(ctx: &Context, ns: &str) -> bool {
@@ -670,6 +673,24 @@ async fn track_deferred(
         .map(|p| &p.name)
         .collect();
     state.deferred_since.retain(|k, _| deferred.contains(&k));
+    // Infeasible: never retried by the kubelet nor by the engine; reported once.
+    let infeasible: Vec<&Key> = plan
+        .nodes
+        .iter()
+        .flat_map(|n| &n.pods)
+        .filter(|p| p.resize == crate::engine::ResizeState::Infeasible)
+        .map(|p| &p.name)
+        .collect();
+    state.infeasible.retain(|k| infeasible.contains(&k));
+    for k in infeasible {
+        if state.infeasible.insert(k.clone()) {
+            ctx.metrics.resize_requests.with_label_values(&["infeasible"]).inc();
+            if let Some(s) = plan.owner.get(k).and_then(|sk| scalers.iter().find(|s| &key_of(s.as_ref()) == sk)) {
+                let note = format!("{k}: the node can never fit the requested resize (Infeasible); not retried");
+                publish(ctx, s, EventType::Warning, "ResizeInfeasible", "Resize", note, pod_ref(pods, k)).await;
+            }
+        }
+    }
     for k in deferred {
         let since = *state
             .deferred_since
