@@ -665,29 +665,43 @@ async fn track_deferred(
     pods: &[Arc<Pod>],
     scalers: &[Arc<BurstScaler>],
 ) {
-    let deferred: Vec<&Key> = plan
-        .nodes
-        .iter()
-        .flat_map(|n| &n.pods)
-        .filter(|p| p.resize == crate::engine::ResizeState::Deferred)
-        .map(|p| &p.name)
-        .collect();
+    let in_state = |state: crate::engine::ResizeState| -> Vec<&Key> {
+        plan.nodes
+            .iter()
+            .flat_map(|n| &n.pods)
+            .filter(|p| p.resize == state)
+            .map(|p| &p.name)
+            .collect()
+    };
+    let deferred = in_state(crate::engine::ResizeState::Deferred);
     state.deferred_since.retain(|k, _| deferred.contains(&k));
     // Infeasible: never retried by the kubelet nor by the engine; reported once.
-    let infeasible: Vec<&Key> = plan
-        .nodes
-        .iter()
-        .flat_map(|n| &n.pods)
-        .filter(|p| p.resize == crate::engine::ResizeState::Infeasible)
-        .map(|p| &p.name)
-        .collect();
+    let infeasible = in_state(crate::engine::ResizeState::Infeasible);
     state.infeasible.retain(|k| infeasible.contains(&k));
     for k in infeasible {
         if state.infeasible.insert(k.clone()) {
-            ctx.metrics.resize_requests.with_label_values(&["infeasible"]).inc();
-            if let Some(s) = plan.owner.get(k).and_then(|sk| scalers.iter().find(|s| &key_of(s.as_ref()) == sk)) {
-                let note = format!("{k}: the node can never fit the requested resize (Infeasible); not retried");
-                publish(ctx, s, EventType::Warning, "ResizeInfeasible", "Resize", note, pod_ref(pods, k)).await;
+            ctx.metrics
+                .resize_requests
+                .with_label_values(&["infeasible"])
+                .inc();
+            if let Some(s) = plan
+                .owner
+                .get(k)
+                .and_then(|sk| scalers.iter().find(|s| &key_of(s.as_ref()) == sk))
+            {
+                let note = format!(
+                    "{k}: the node can never fit the requested resize (Infeasible); not retried"
+                );
+                publish(
+                    ctx,
+                    s,
+                    EventType::Warning,
+                    "ResizeInfeasible",
+                    "Resize",
+                    note,
+                    pod_ref(pods, k),
+                )
+                .await;
             }
         }
     }
