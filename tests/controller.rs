@@ -21,19 +21,23 @@ async fn install_crd(client: &kube::Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd = burst_scaler::crdgen::crds().remove(0);
     let name = "burstscalers.burstscaler.dev";
-    match crds.get_opt(name).await.expect("get crd") {
-        None => match crds.create(&PostParams::default(), &crd).await {
-            Ok(_) => {}
-            // Another test installed it first.
-            Err(kube::Error::Api(s)) if s.code == 409 => {}
-            Err(e) => panic!("create crd: {e}"),
-        },
-        Some(old) => {
-            let mut crd = crd;
-            crd.metadata.resource_version = old.metadata.resource_version;
-            crds.replace(name, &PostParams::default(), &crd)
-                .await
-                .expect("replace crd");
+    // Tests run in parallel and all install it: create, or replace the current version,
+    // retrying when another test got there first.
+    for attempt in 0.. {
+        let result = match crds.get_opt(name).await.expect("get crd") {
+            None => crds.create(&PostParams::default(), &crd).await,
+            Some(old) => {
+                let mut crd = crd.clone();
+                crd.metadata.resource_version = old.metadata.resource_version;
+                crds.replace(name, &PostParams::default(), &crd).await
+            }
+        };
+        match result {
+            Ok(_) => break,
+            Err(kube::Error::Api(s)) if s.code == 409 && attempt < 10 => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("install crd: {e}"),
         }
     }
     wait_for(
