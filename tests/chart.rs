@@ -156,6 +156,7 @@ async fn helm_install_runs_the_controller_and_uninstall_leaves_only_the_crds() {
     use support::*;
 
     let ns = TestNs::new("helm").await;
+    install_crd(&ns.client).await;
     let release = format!("bsc-{}", &ns.name[ns.name.len() - 4..]);
     let (ok, out) = helm(&[
         "install",
