@@ -226,23 +226,38 @@ async fn helm_install_runs_the_controller_and_uninstall_leaves_only_the_crds() {
         "120s",
     ]);
     assert!(ok, "helm uninstall: {out}");
-    // Nothing of the release is left, cluster-wide or in its namespace; the CRD stays.
+    // Nothing of the release is left, cluster-wide or in its namespace, once the garbage
+    // collector has removed what the Deployment owned (ReplicaSet, pods); the CRD stays.
     let selector = format!("app.kubernetes.io/instance={release}");
-    let left = Command::new("kubectl")
-        .args([
-            "get", "deployments,replicasets,pods,services,serviceaccounts,roles,rolebindings,clusterroles,clusterrolebindings",
-            "--all-namespaces", "-l", &selector, "-o", "name",
-        ])
-        .output()
-        .expect("kubectl");
-    assert!(
-        left.status.success(),
-        "{}",
-        String::from_utf8_lossy(&left.stderr)
-    );
-    let names = String::from_utf8_lossy(&left.stdout).trim().to_string();
-    let names: Vec<&str> = names.lines().filter(|l| !l.starts_with("pod/")).collect();
-    assert!(names.is_empty(), "left behind: {names:?}");
+    let leftovers = || {
+        let out = Command::new("kubectl")
+            .args([
+                "get",
+                "deployments,replicasets,pods,services,serviceaccounts,roles,rolebindings,clusterroles,clusterrolebindings",
+                "--all-namespaces",
+                "-l",
+                &selector,
+                "-o",
+                "name",
+            ])
+            .output()
+            .expect("kubectl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let mut left = leftovers();
+    for _ in 0..90 {
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        left = leftovers();
+    }
+    assert!(left.is_empty(), "left behind 90 s after uninstall: {left}");
     let crd = Command::new("kubectl")
         .args(["get", "crd", "burstscalers.burstscaler.dev"])
         .status()
