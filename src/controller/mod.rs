@@ -327,22 +327,17 @@ async fn pass(ctx: &Context, state: &mut LoopState) {
     ctx.metrics.leader.set(i64::from(may_write));
     for (key, why) in &plan.bad_pods {
         tracing::warn!(pod = %key, "{why}");
-        if let Some(owner) = plan
-            .owner
-            .get(key)
-            .and_then(|sk| scalers.iter().find(|s| &key_of(s.as_ref()) == sk))
-        {
-            publish(
-                ctx,
-                owner,
-                EventType::Warning,
-                "BadPodData",
-                "Skip",
-                format!("{key}: {why}"),
-                pod_ref(&pods, key),
-            )
-            .await;
-        }
+        let note = format!("{key}: {why}");
+        warn_owner(
+            ctx,
+            &plan,
+            &scalers,
+            &pods,
+            key,
+            ("BadPodData", "Skip"),
+            note,
+        )
+        .await;
     }
 
     // Decisions: Events in Recommend and Auto; writes in Auto.
@@ -430,6 +425,36 @@ fn pod_ref(pods: &[Arc<Pod>], key: &str) -> Option<ObjectReference> {
     pods.iter()
         .find(|p| key_of(p.as_ref()) == key)
         .map(|p| p.object_ref(&()))
+}
+
+/// A Warning Event on the BurstScaler that governs pod `key`, related to the pod.
+/// `what` is the Event's (reason, action).
+async fn warn_owner(
+    ctx: &Context,
+    plan: &Plan,
+    scalers: &[Arc<BurstScaler>],
+    pods: &[Arc<Pod>],
+    key: &str,
+    what: (&str, &str),
+    note: String,
+) {
+    let owner = plan
+        .owner
+        .get(key)
+        .and_then(|sk| scalers.iter().find(|s| &key_of(s.as_ref()) == sk));
+    if let Some(s) = owner {
+        let (reason, action) = what;
+        publish(
+            ctx,
+            s,
+            EventType::Warning,
+            reason,
+            action,
+            note,
+            pod_ref(pods, key),
+        )
+        .await;
+    }
 }
 
 async fn publish(
@@ -684,25 +709,19 @@ async fn track_deferred(
                 .resize_requests
                 .with_label_values(&["infeasible"])
                 .inc();
-            if let Some(s) = plan
-                .owner
-                .get(k)
-                .and_then(|sk| scalers.iter().find(|s| &key_of(s.as_ref()) == sk))
-            {
-                let note = format!(
-                    "{k}: the node can never fit the requested resize (Infeasible); not retried"
-                );
-                publish(
-                    ctx,
-                    s,
-                    EventType::Warning,
-                    "ResizeInfeasible",
-                    "Resize",
-                    note,
-                    pod_ref(pods, k),
-                )
-                .await;
-            }
+            let note = format!(
+                "{k}: the node can never fit the requested resize (Infeasible); not retried"
+            );
+            warn_owner(
+                ctx,
+                plan,
+                scalers,
+                pods,
+                k,
+                ("ResizeInfeasible", "Resize"),
+                note,
+            )
+            .await;
         }
     }
     for k in deferred {
@@ -716,26 +735,20 @@ async fn track_deferred(
                 .resize_requests
                 .with_label_values(&["deferred_timeout"])
                 .inc();
-            if let Some(s) = plan
-                .owner
-                .get(k)
-                .and_then(|sk| scalers.iter().find(|s| &key_of(s.as_ref()) == sk))
-            {
-                let note = format!(
-                    "{k}: resize still Deferred after {}s: the node has no room for it",
-                    ctx.args.resize_timeout.as_secs()
-                );
-                publish(
-                    ctx,
-                    s,
-                    EventType::Warning,
-                    "ResizeDeferredTimeout",
-                    "Resize",
-                    note,
-                    pod_ref(pods, k),
-                )
-                .await;
-            }
+            let note = format!(
+                "{k}: resize still Deferred after {}s: the node has no room for it",
+                ctx.args.resize_timeout.as_secs()
+            );
+            warn_owner(
+                ctx,
+                plan,
+                scalers,
+                pods,
+                k,
+                ("ResizeDeferredTimeout", "Resize"),
+                note,
+            )
+            .await;
         }
     }
 }
