@@ -1,0 +1,797 @@
+//! E2 — co-location. The web service (hostNetwork, 127.0.0.1, SO_REUSEPORT) under open-loop
+//! load with a spike; the compile starts mid-run. Arms: the floors (service alone, compile
+//! alone), no autoscaler, the stock HPA, and — clearly marked below — burst-scaler.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use kube::Client;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::cluster::{self, HpaSample, PodSample, Resources, Sampler, WALKTHROUGH};
+use crate::load::{self, Plan, Step};
+use crate::plot::{Chart, Series, line_chart};
+use crate::report::{Progress, RunDir, opt};
+use crate::workload::{BuildDone, Profile, parse_build_done};
+
+/// The compile pod: a batch pod that may use the whole node (its limit = the node), so that a
+/// batch throttler has a limit to lower.
+const COMPILE: Resources = Resources {
+    request: "200m",
+    limit: "2",
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arm {
+    FloorService,
+    FloorCompile,
+    NoAutoscaler,
+    Hpa,
+    BurstScaler,
+}
+
+impl Arm {
+    pub const ALL: [Arm; 5] = [
+        Arm::FloorService,
+        Arm::FloorCompile,
+        Arm::NoAutoscaler,
+        Arm::Hpa,
+        Arm::BurstScaler,
+    ];
+
+    pub fn slug(self) -> &'static str {
+        match self {
+            Arm::FloorService => "floor-service",
+            Arm::FloorCompile => "floor-compile",
+            Arm::NoAutoscaler => "no-autoscaler",
+            Arm::Hpa => "hpa",
+            Arm::BurstScaler => "burst-scaler",
+        }
+    }
+
+    fn has_web(self) -> bool {
+        self != Arm::FloorCompile
+    }
+
+    fn has_compile(self) -> bool {
+        self != Arm::FloorService
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub profile: Profile,
+    pub addr: SocketAddr,
+    pub duration: Duration,
+    pub base_rate: f64,
+    pub spike_rate: f64,
+    pub spike_from: Duration,
+    pub spike_len: Duration,
+    pub compile_at: Duration,
+    pub cost: Duration,
+    pub timeout: Duration,
+    pub window: Duration,
+    pub slo_p99_ms: f64,
+    pub compile_bound: Duration,
+    pub jobs: u32,
+}
+
+impl Options {
+    pub fn new(quick: bool, profile: Option<Profile>, slo_p99_ms: f64, jobs: u32) -> Options {
+        let s = Duration::from_secs;
+        Options {
+            profile: profile.unwrap_or(if quick { Profile::Small } else { Profile::Cli }),
+            addr: SocketAddr::from(([127, 0, 0, 1], 18080)),
+            duration: if quick { s(30) } else { s(150) },
+            base_rate: 100.0,
+            spike_rate: 300.0,
+            spike_from: if quick { s(12) } else { s(60) },
+            spike_len: if quick { s(6) } else { s(20) },
+            compile_at: if quick { s(6) } else { s(30) },
+            cost: Duration::from_millis(2),
+            timeout: s(1),
+            window: s(5),
+            slo_p99_ms,
+            compile_bound: if quick { s(180) } else { s(600) },
+            jobs,
+        }
+    }
+
+    fn plan(&self) -> Plan {
+        Plan {
+            steps: vec![
+                Step {
+                    from: Duration::ZERO,
+                    rate: self.base_rate,
+                },
+                Step {
+                    from: self.spike_from,
+                    rate: self.spike_rate,
+                },
+                Step {
+                    from: self.spike_from + self.spike_len,
+                    rate: self.base_rate,
+                },
+            ],
+            duration: self.duration,
+            timeout: self.timeout,
+            window: self.window,
+            max_in_flight: 2000,
+        }
+    }
+}
+
+/// One 5-second window of one arm.
+#[derive(Clone, Debug, Default)]
+pub struct WindowRow {
+    pub t: f64,
+    pub sent: u64,
+    pub errors: u64,
+    pub p50: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+    pub max: Option<f64>,
+    pub web_running: usize,
+    pub web_pending: usize,
+    pub web_metrics_m: f64,
+    pub web_cgroup_m: f64,
+    pub web_throttled_ms: f64,
+    pub compile_metrics_m: f64,
+    pub compile_cgroup_m: f64,
+    pub hpa_desired: Option<i32>,
+    pub hpa_utilization: Option<i32>,
+}
+
+pub struct ArmResult {
+    pub arm: Arm,
+    pub skipped: Option<String>,
+    pub windows: Vec<WindowRow>,
+    pub pods: Vec<PodSample>,
+    pub total_p: [Option<f64>; 3],
+    pub sent: u64,
+    pub errors: u64,
+    pub build: Option<BuildDone>,
+    pub build_wall_s: Option<f64>,
+    /// CPU-seconds per app (web, compile) from the pod cgroups, over the arm.
+    pub cpu_s: BTreeMap<String, f64>,
+}
+
+impl ArmResult {
+    fn skipped(arm: Arm, why: String) -> ArmResult {
+        ArmResult {
+            arm,
+            skipped: Some(why),
+            windows: vec![],
+            pods: vec![],
+            total_p: [None; 3],
+            sent: 0,
+            errors: 0,
+            build: None,
+            build_wall_s: None,
+            cpu_s: BTreeMap::new(),
+        }
+    }
+
+    /// Seconds of windows that broke the SLO: p99 above the bound, or more than 1 % errors.
+    pub fn seconds_over_slo(&self, slo_p99_ms: f64, window_s: f64) -> f64 {
+        self.windows
+            .iter()
+            .filter(|w| w.sent > 0)
+            .filter(|w| w.p99.is_none_or(|p| p > slo_p99_ms) || w.errors * 100 > w.sent)
+            .count() as f64
+            * window_s
+    }
+
+    fn max_replicas(&self) -> usize {
+        self.windows
+            .iter()
+            .map(|w| w.web_running)
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn cpu_seconds(&self, app: &str) -> f64 {
+        self.cpu_s.get(app).copied().unwrap_or(0.0)
+    }
+}
+
+pub async fn run(
+    client: &Client,
+    dir: &RunDir,
+    opts: &Options,
+    images: &(String, String),
+    progress: &Progress,
+) -> anyhow::Result<(String, String)> {
+    let iters = crate::serve::calibrate(opts.cost);
+    progress.say(format!(
+        "e2: {} iterations ≈ {:?} of work per request on this machine (idle)",
+        iters, opts.cost
+    ));
+    let mut results = Vec::new();
+    for arm in Arm::ALL {
+        progress.say(format!("e2: arm {}", arm.slug()));
+        let r = if arm == Arm::BurstScaler {
+            burst_scaler_arm(client).await?
+        } else {
+            let r = run_arm(client, arm, opts, images, iters, progress).await;
+            cluster::delete_experiment_namespaces(client, false).await?;
+            wait_port_free(opts.addr).await?;
+            r?
+        };
+        if let Some(why) = &r.skipped {
+            progress.say(format!("e2: arm {} skipped: {why}", arm.slug()));
+        } else {
+            progress.say(format!(
+                "e2: arm {}: p99 {} ms, errors {}/{}, {} s over SLO, compile {} s",
+                arm.slug(),
+                opt(r.total_p[2], 1),
+                r.errors,
+                r.sent,
+                r.seconds_over_slo(opts.slo_p99_ms, opts.window.as_secs_f64()),
+                opt(r.build.map(|b| b.ms as f64 / 1000.0), 1)
+            ));
+        }
+        results.push(r);
+    }
+    report(dir, opts, iters, &results)
+}
+
+// ---- The burst-scaler arm -------------------------------------------------------------------
+// burst-scaler acts through in-place resize (`pods/resize`, Kubernetes ≥ 1.33) today; a node
+// agent (for clusters without it) is a later issue. This arm runs the same scenario with a
+// BurstScaler for `web` (LatencySensitive) and one for `compile` (Batch) once an actuator works
+// on the local cluster; until then it says why it is skipped.
+async fn burst_scaler_arm(client: &Client) -> anyhow::Result<ArmResult> {
+    let resize = burst_scaler::controller::actuate::resize_supported(client)
+        .await
+        .context("discover pods/resize")?;
+    let why = if resize {
+        "the cluster serves pods/resize, but this harness does not drive burst-scaler yet (experiments, part 2)".to_string()
+    } else {
+        "no actuator works on this cluster: the API server has no pods/resize subresource (Kubernetes < 1.33) \
+         and burst-scaler's node agent does not exist yet"
+            .to_string()
+    };
+    Ok(ArmResult::skipped(Arm::BurstScaler, why))
+}
+// ---------------------------------------------------------------------------------------------
+
+async fn wait_port_free(addr: SocketAddr) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while cluster::port_in_use(addr).await {
+        if Instant::now() > deadline {
+            bail!("{addr} still answers 60 s after the arm's namespace was deleted");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Ok(())
+}
+
+async fn run_arm(
+    client: &Client,
+    arm: Arm,
+    opts: &Options,
+    images: &(String, String),
+    iters: u64,
+    progress: &Progress,
+) -> anyhow::Result<ArmResult> {
+    let (compile_image, web_image) = images;
+    if cluster::port_in_use(opts.addr).await {
+        bail!(
+            "something already listens on {}: stop it, the load would go to it",
+            opts.addr
+        );
+    }
+    let ns = cluster::namespace(client, &format!("e2-{}", arm.slug())).await?;
+    if arm.has_web() {
+        let cmd = vec![
+            "/usr/local/bin/experiments".to_string(),
+            "serve".into(),
+            "--addr".into(),
+            opts.addr.to_string(),
+            "--work-iters".into(),
+            iters.to_string(),
+            "--workers".into(),
+            "4".into(),
+        ];
+        cluster::create_deployment(client, &ns, "web", web_image, cmd, WALKTHROUGH, true).await?;
+        if arm == Arm::Hpa {
+            cluster::create_hpa(client, &ns, "web", 50, 1, 10).await?;
+        }
+        cluster::wait_http(opts.addr, Duration::from_secs(90)).await?;
+        // Let the kubelet take its first CPU samples (metrics.k8s.io needs two).
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    let t0 = Instant::now();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let sampler = tokio::spawn(sample_loop(
+        client.clone(),
+        ns.clone(),
+        t0,
+        opts.window,
+        stop_rx,
+    ));
+    let compile = arm.has_compile().then(|| {
+        let client = client.clone();
+        let ns = ns.clone();
+        let image = compile_image.clone();
+        let at = if arm == Arm::FloorCompile {
+            Duration::ZERO
+        } else {
+            opts.compile_at
+        };
+        let script = opts.profile.pod_script(opts.jobs);
+        let bound = opts.compile_bound;
+        tokio::spawn(async move { compile_task(client, ns, image, script, t0 + at, bound).await })
+    });
+    let report = if arm.has_web() {
+        progress.say(format!(
+            "e2: {}: load {:?} at {}/s, spike {}/s from {:?} for {:?}",
+            arm.slug(),
+            opts.duration,
+            opts.base_rate,
+            opts.spike_rate,
+            opts.spike_from,
+            opts.spike_len
+        ));
+        Some(load::run(opts.addr, &opts.plan()).await?)
+    } else {
+        None
+    };
+    let (build, build_wall_s) = match compile {
+        Some(task) => {
+            progress.say(format!("e2: {}: waiting for the compile", arm.slug()));
+            let (b, wall) = task.await??;
+            (Some(b), Some(wall))
+        }
+        None => (None, None),
+    };
+    let _ = stop_tx.send(true);
+    let (pods, hpa, cpu_s) = sampler.await?;
+    let mut windows = Vec::new();
+    let n = match &report {
+        Some(r) => r.windows.len(),
+        None => pods
+            .iter()
+            .map(|p| (p.t / opts.window.as_secs_f64()) as usize)
+            .max()
+            .unwrap_or(0),
+    };
+    for i in 0..n {
+        let t = i as f64 * opts.window.as_secs_f64();
+        let mut w = WindowRow {
+            t,
+            ..WindowRow::default()
+        };
+        if let Some(lw) = report.as_ref().and_then(|r| r.windows.get(i)) {
+            w.sent = lw.sent;
+            w.errors = lw.errors;
+            w.p50 = lw.percentile_ms(0.50);
+            w.p95 = lw.percentile_ms(0.95);
+            w.p99 = lw.percentile_ms(0.99);
+            w.max = lw.percentile_ms(1.0);
+        }
+        // The sample taken at the end of the window holds the window's cgroup CPU.
+        let end = t + opts.window.as_secs_f64();
+        for p in pods.iter().filter(|p| (p.t - end).abs() < 0.01) {
+            let web = p.app == "web";
+            if web {
+                match p.phase.as_str() {
+                    "Running" => w.web_running += 1,
+                    "Pending" => w.web_pending += 1,
+                    _ => {}
+                }
+                w.web_metrics_m += p.metrics_m.unwrap_or(0.0);
+                w.web_cgroup_m += p.cgroup_m.unwrap_or(0.0);
+                w.web_throttled_ms += p.throttled_ms.unwrap_or(0.0);
+            } else {
+                w.compile_metrics_m += p.metrics_m.unwrap_or(0.0);
+                w.compile_cgroup_m += p.cgroup_m.unwrap_or(0.0);
+            }
+        }
+        if let Some(h) = hpa.iter().find(|h| (h.t - end).abs() < 0.01) {
+            w.hpa_desired = Some(h.desired);
+            w.hpa_utilization = h.utilization;
+        }
+        windows.push(w);
+    }
+    let total_p = match &report {
+        Some(r) if !r.total.is_empty() => {
+            [0.5, 0.95, 0.99].map(|q| Some(r.total.value_at_quantile(q) as f64 / 1000.0))
+        }
+        _ => [None; 3],
+    };
+    Ok(ArmResult {
+        arm,
+        skipped: None,
+        windows,
+        pods,
+        total_p,
+        sent: report.as_ref().map_or(0, |r| r.sent),
+        errors: report.as_ref().map_or(0, |r| r.errors),
+        build,
+        build_wall_s,
+        cpu_s,
+    })
+}
+
+/// Samples every window until told to stop, then once more (so the cgroup totals include
+/// everything up to the end). Returns the samples and each app's CPU-seconds.
+async fn sample_loop(
+    client: Client,
+    ns: String,
+    t0: Instant,
+    window: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> (Vec<PodSample>, Vec<HpaSample>, BTreeMap<String, f64>) {
+    let mut sampler = Sampler::new(client, &ns);
+    let (mut pods, mut hpa) = (Vec::new(), Vec::new());
+    for k in 0u32.. {
+        let stopped = tokio::select! {
+            _ = stop.changed() => true,
+            _ = tokio::time::sleep_until(t0 + window * k) => false,
+        };
+        // The final sample falls between windows: it only completes the totals.
+        let t = if stopped {
+            t0.elapsed().as_secs_f64() + 0.5
+        } else {
+            f64::from(k) * window.as_secs_f64()
+        };
+        match sampler.sample(t).await {
+            Ok((p, h)) if !stopped => {
+                pods.extend(p);
+                hpa.extend(h);
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!("sample at {t:.0} s: {e:#}"),
+        }
+        if stopped {
+            break;
+        }
+    }
+    let cpu = sampler.cpu_seconds_by_app();
+    (pods, hpa, cpu)
+}
+
+/// Creates the compile pod at `at`, then waits for its `BSC-BUILD-DONE` line. Returns the
+/// build and the seconds from creation to done.
+async fn compile_task(
+    client: Client,
+    ns: String,
+    image: String,
+    script: String,
+    at: Instant,
+    bound: Duration,
+) -> anyhow::Result<(BuildDone, f64)> {
+    tokio::time::sleep_until(at).await;
+    let created = Instant::now();
+    cluster::create_pod(
+        &client,
+        &ns,
+        "compile",
+        &image,
+        vec!["/bin/sh".into(), "-c".into(), script],
+        COMPILE,
+    )
+    .await?;
+    loop {
+        if let Some(b) = cluster::pod_logs(&client, &ns, "compile")
+            .await
+            .as_deref()
+            .and_then(parse_build_done)
+        {
+            if b.rc != 0 {
+                bail!(
+                    "the compile failed (make exit {}); see `kubectl -n {ns} logs compile`",
+                    b.rc
+                );
+            }
+            return Ok((b, created.elapsed().as_secs_f64()));
+        }
+        if created.elapsed() > bound {
+            bail!("the compile did not finish within {bound:?}");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+fn report(
+    dir: &RunDir,
+    opts: &Options,
+    iters: u64,
+    results: &[ArmResult],
+) -> anyhow::Result<(String, String)> {
+    let ws = opts.window.as_secs_f64();
+    let f = |v: Option<f64>| opt(v, 2);
+    let mut rows = Vec::new();
+    for r in results {
+        for w in &r.windows {
+            rows.push(vec![
+                r.arm.slug().to_string(),
+                format!("{:.0}", w.t),
+                w.sent.to_string(),
+                w.errors.to_string(),
+                f(w.p50),
+                f(w.p95),
+                f(w.p99),
+                f(w.max),
+                w.web_running.to_string(),
+                w.web_pending.to_string(),
+                format!("{:.0}", w.web_metrics_m),
+                format!("{:.0}", w.web_cgroup_m),
+                format!("{:.1}", w.web_throttled_ms),
+                format!("{:.0}", w.compile_metrics_m),
+                format!("{:.0}", w.compile_cgroup_m),
+                w.hpa_desired.map(|d| d.to_string()).unwrap_or_default(),
+                w.hpa_utilization.map(|d| d.to_string()).unwrap_or_default(),
+            ]);
+        }
+    }
+    dir.csv(
+        "e2-windows.csv",
+        &[
+            "arm",
+            "t_s",
+            "sent",
+            "errors",
+            "p50_ms",
+            "p95_ms",
+            "p99_ms",
+            "max_ms",
+            "web_running",
+            "web_pending",
+            "web_metrics_m",
+            "web_cgroup_m",
+            "web_throttled_ms",
+            "compile_metrics_m",
+            "compile_cgroup_m",
+            "hpa_desired",
+            "hpa_utilization_pct",
+        ],
+        &rows,
+    )?;
+    let pod_rows: Vec<Vec<String>> = results
+        .iter()
+        .flat_map(|r| {
+            r.pods.iter().map(|p| {
+                vec![
+                    r.arm.slug().to_string(),
+                    format!("{:.0}", p.t),
+                    p.pod.clone(),
+                    p.app.clone(),
+                    p.phase.clone(),
+                    opt(p.metrics_m, 0),
+                    opt(p.cgroup_m, 0),
+                    opt(p.throttled_ms, 1),
+                ]
+            })
+        })
+        .collect();
+    dir.csv(
+        "e2-pods.csv",
+        &[
+            "arm",
+            "t_s",
+            "pod",
+            "app",
+            "phase",
+            "metrics_m",
+            "cgroup_m",
+            "throttled_ms",
+        ],
+        &pod_rows,
+    )?;
+
+    let mut table = String::new();
+    let _ = writeln!(
+        table,
+        "| arm | p50 ms | p95 ms | p99 ms | worst 5-s p99 ms | errors | s over SLO | max web replicas | compile makespan s (pod created → done) | web CPU-s | compile CPU-s |"
+    );
+    let _ = writeln!(table, "|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in results {
+        if let Some(why) = &r.skipped {
+            let _ = writeln!(table, "| {} | skipped: {why} |||||||||| ", r.arm.slug());
+            continue;
+        }
+        let worst = r
+            .windows
+            .iter()
+            .filter_map(|w| w.p99)
+            .fold(None, |a: Option<f64>, p| Some(a.map_or(p, |a| a.max(p))));
+        let web = r.arm.has_web();
+        let _ = writeln!(
+            table,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.arm.slug(),
+            opt(r.total_p[0], 1),
+            opt(r.total_p[1], 1),
+            opt(r.total_p[2], 1),
+            opt(worst, 1),
+            if web {
+                format!("{} / {}", r.errors, r.sent)
+            } else {
+                "–".into()
+            },
+            if web {
+                format!("{:.0}", r.seconds_over_slo(opts.slo_p99_ms, ws))
+            } else {
+                "–".into()
+            },
+            if web {
+                r.max_replicas().to_string()
+            } else {
+                "–".into()
+            },
+            match (r.build, r.build_wall_s) {
+                (Some(b), Some(w)) => format!("{:.1} ({w:.1})", b.ms as f64 / 1000.0),
+                _ => "–".into(),
+            },
+            if web {
+                format!("{:.1}", r.cpu_seconds("web"))
+            } else {
+                "–".into()
+            },
+            if r.arm.has_compile() {
+                format!("{:.1}", r.cpu_seconds("compile"))
+            } else {
+                "–".into()
+            },
+        );
+    }
+    let mut md = String::new();
+    let _ = writeln!(md, "## E2 — co-location baseline\n");
+    let _ = writeln!(
+        md,
+        "Web service: `experiments serve` on 127.0.0.1:{} (hostNetwork, SO_REUSEPORT, 4 threads), {iters} iterations ≈ {:?} of CPU \
+         per request, requests/limits {}/{} (the HPA walkthrough's). Open-loop load from the host: {}/s for {:?}, {}/s from {:?} for \
+         {:?}; latency from the intended send time, timeout {:?}. Compile: zstd `{}` in a pod (requests/limits {}/{}) started at {:?} \
+         (at 0 s for the compile floor). HPA: autoscaling/v1, 50 % CPU, 1–10 replicas. SLO: p99 ≤ {} ms and ≤ 1 % errors in every {:?} \
+         window.\n",
+        opts.addr.port(),
+        opts.cost,
+        WALKTHROUGH.request,
+        WALKTHROUGH.limit,
+        opts.base_rate,
+        opts.duration,
+        opts.spike_rate,
+        opts.spike_from,
+        opts.spike_len,
+        opts.timeout,
+        opts.profile.make_command(opts.jobs),
+        COMPILE.request,
+        COMPILE.limit,
+        opts.compile_at,
+        opts.slo_p99_ms,
+        opts.window
+    );
+    md.push_str(&table);
+    let _ = writeln!(
+        md,
+        "\n![p99 per window](e2-p99.png)\n\n![web replicas](e2-replicas.png)\n"
+    );
+    let active: Vec<&ArmResult> = results.iter().filter(|r| r.skipped.is_none()).collect();
+    let web_arms: Vec<&&ArmResult> = active.iter().filter(|r| r.arm.has_web()).collect();
+    let ser = |r: &ArmResult, f: &dyn Fn(&WindowRow) -> Option<f64>| {
+        Series::new(
+            r.arm.slug(),
+            r.windows
+                .iter()
+                .filter_map(|w| f(w).map(|v| (w.t, v)))
+                .collect(),
+        )
+    };
+    line_chart(
+        &dir.file("e2-p99.png"),
+        &Chart {
+            title: "E2: web p99 latency per 5-s window",
+            x_label: "time, s",
+            y_label: "p99, ms (log)",
+            log_y: true,
+            reference: Some((opts.slo_p99_ms, "SLO")),
+        },
+        &web_arms
+            .iter()
+            .map(|r| ser(r, &|w| w.p99))
+            .collect::<Vec<_>>(),
+    )?;
+    line_chart(
+        &dir.file("e2-replicas.png"),
+        &Chart {
+            title: "E2: running web replicas",
+            x_label: "time, s",
+            y_label: "replicas",
+            log_y: false,
+            reference: None,
+        },
+        &web_arms
+            .iter()
+            .map(|r| ser(r, &|w| Some(w.web_running as f64)))
+            .collect::<Vec<_>>(),
+    )?;
+    for r in &web_arms {
+        let name = format!("e2-latency-{}.png", r.arm.slug());
+        let title = format!("E2 {}: latency percentiles per 5-s window", r.arm.slug());
+        line_chart(
+            &dir.file(&name),
+            &Chart {
+                title: &title,
+                x_label: "time, s",
+                y_label: "ms (log)",
+                log_y: true,
+                reference: Some((opts.slo_p99_ms, "SLO")),
+            },
+            &[
+                Series::new(
+                    "p50",
+                    r.windows
+                        .iter()
+                        .filter_map(|w| w.p50.map(|v| (w.t, v)))
+                        .collect(),
+                ),
+                Series::new(
+                    "p95",
+                    r.windows
+                        .iter()
+                        .filter_map(|w| w.p95.map(|v| (w.t, v)))
+                        .collect(),
+                ),
+                Series::new(
+                    "p99",
+                    r.windows
+                        .iter()
+                        .filter_map(|w| w.p99.map(|v| (w.t, v)))
+                        .collect(),
+                ),
+            ],
+        )?;
+        let _ = writeln!(md, "![{}]({name})\n", r.arm.slug());
+    }
+    Ok((md, table))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(sent: u64, errors: u64, p99: Option<f64>) -> WindowRow {
+        WindowRow {
+            sent,
+            errors,
+            p99,
+            ..WindowRow::default()
+        }
+    }
+
+    #[test]
+    fn slo_counts_slow_and_failing_windows() {
+        let mut r = ArmResult::skipped(Arm::Hpa, String::new());
+        r.windows = vec![
+            w(500, 0, Some(3.0)),
+            w(500, 0, Some(80.0)),
+            w(500, 6, Some(3.0)),
+            w(500, 5, Some(3.0)),
+            w(0, 0, None),
+            w(500, 500, None),
+        ];
+        // Slow window, >1 % errors, all-failed window; exactly 1 % and idle windows are fine.
+        assert_eq!(r.seconds_over_slo(50.0, 5.0), 15.0);
+    }
+
+    #[test]
+    fn the_plan_has_a_spike() {
+        let o = Options::new(true, None, 50.0, 2);
+        let s = o.plan().schedule();
+        let per_s = |a: u64, b: u64| {
+            s.iter()
+                .filter(|t| **t >= Duration::from_secs(a) && **t < Duration::from_secs(b))
+                .count() as f64
+                / (b - a) as f64
+        };
+        assert!((per_s(0, 12) - o.base_rate).abs() < 1.0);
+        assert!((per_s(12, 18) - o.spike_rate).abs() < 1.0);
+    }
+}
