@@ -63,6 +63,35 @@ pub struct Row {
     pub nr_periods: u64,
     pub nr_throttled: u64,
     pub throttled_s: f64,
+    /// The machine's single-thread speed just before the build (ms for a fixed loop, best of
+    /// 5): a VM's speed moves with its neighbours, and this shows by how much.
+    pub probe_ms: f64,
+    /// CPU time the hypervisor took from this VM during the build (/proc/stat steal), s.
+    pub steal_s: f64,
+}
+
+/// Milliseconds for 2 million iterations of the web service's work loop, best of 5.
+fn speed_probe_ms() -> f64 {
+    (0..5)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            crate::serve::burn(2_000_000);
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// Steal time of all CPUs so far (USER_HZ = 100 ticks/s on Linux), seconds.
+fn steal_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks: f64 = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .nth(8)?
+        .parse()
+        .ok()?;
+    Some(ticks / 100.0)
 }
 
 /// Runs E1; returns the summary section (Markdown) and the README table.
@@ -93,7 +122,13 @@ pub fn run(
             let quota = quota_us(point.fraction, opts.cores, PERIOD_US);
             cg.limit(PERIOD_US, quota, if point.burst { quota } else { 0 })?;
             let log = dir.file("e1-last-build.log");
+            let probe_ms = speed_probe_ms();
+            let steal_before = steal_seconds();
             let r = build_on_host(&root, opts.profile, opts.jobs, &cg, &log)?;
+            let steal_s = match (steal_before, steal_seconds()) {
+                (Some(a), Some(b)) => b - a,
+                _ => f64::NAN,
+            };
             let row = Row {
                 point: *point,
                 run,
@@ -102,6 +137,8 @@ pub fn run(
                 nr_periods: r.stat.nr_periods,
                 nr_throttled: r.stat.nr_throttled,
                 throttled_s: r.stat.throttled_ns as f64 / 1e9,
+                probe_ms,
+                steal_s,
             };
             progress.say(format!(
                 "e1 {}/{total}: quota {:>3.0} % burst {:<3} run {run}: {:.1} s, {:.1} CPU-s, throttled {} of {} periods",
@@ -126,8 +163,11 @@ struct Summary {
     wall: Spread,
     cpu: Spread,
     eff: Spread,
+    /// CPU-seconds relative to the same round's full-node build.
+    cpu_ratio: Spread,
     quota_use: Spread,
     throttled_pct: Spread,
+    throttled_s: Spread,
 }
 
 fn summarize(opts: &Options, rows: &[Row]) -> (f64, Vec<Summary>) {
@@ -137,6 +177,14 @@ fn summarize(opts: &Options, rows: &[Row]) -> (f64, Vec<Summary>) {
         .map(|r| r.wall_s)
         .collect();
     let full_node = Spread::of(&full).map_or(f64::NAN, |s| s.median);
+    let full_rows = || {
+        rows.iter()
+            .filter(|r| r.point.fraction == 1.0 && !r.point.burst)
+    };
+    let full_by_round: std::collections::BTreeMap<usize, f64> =
+        full_rows().map(|r| (r.run, r.wall_s)).collect();
+    let full_cpu_by_round: std::collections::BTreeMap<usize, f64> =
+        full_rows().map(|r| (r.run, r.cpu_s)).collect();
     let out = opts
         .points
         .iter()
@@ -147,10 +195,22 @@ fn summarize(opts: &Options, rows: &[Row]) -> (f64, Vec<Summary>) {
                 point: *p,
                 wall: Spread::of(&col(&|r| r.wall_s))?,
                 cpu: Spread::of(&col(&|r| r.cpu_s))?,
-                eff: Spread::of(&col(&|r| efficiency(full_node, p.fraction, r.wall_s)))?,
+                // Paired: each run against the full-node run of its own round (rounds interleave
+                // the points, so the machine's drift cancels out).
+                eff: Spread::of(&col(&|r| {
+                    efficiency(
+                        full_by_round.get(&r.run).copied().unwrap_or(full_node),
+                        p.fraction,
+                        r.wall_s,
+                    )
+                }))?,
+                cpu_ratio: Spread::of(&col(&|r| {
+                    r.cpu_s / full_cpu_by_round.get(&r.run).copied().unwrap_or(f64::NAN)
+                }))?,
                 quota_use: Spread::of(&col(&|r| {
                     r.cpu_s / (p.fraction * f64::from(opts.cores) * r.wall_s)
                 }))?,
+                throttled_s: Spread::of(&col(&|r| r.throttled_s))?,
                 throttled_pct: Spread::of(&col(&|r| {
                     if r.nr_periods == 0 {
                         0.0
@@ -177,6 +237,8 @@ fn report(dir: &RunDir, opts: &Options, rows: &[Row]) -> anyhow::Result<(String,
                 r.nr_periods.to_string(),
                 r.nr_throttled.to_string(),
                 format!("{:.3}", r.throttled_s),
+                format!("{:.2}", r.probe_ms),
+                format!("{:.2}", r.steal_s),
             ]
         })
         .collect();
@@ -191,6 +253,8 @@ fn report(dir: &RunDir, opts: &Options, rows: &[Row]) -> anyhow::Result<(String,
             "nr_periods",
             "nr_throttled",
             "throttled_s",
+            "probe_ms",
+            "steal_s",
         ],
         &csv,
     )?;
@@ -198,28 +262,33 @@ fn report(dir: &RunDir, opts: &Options, rows: &[Row]) -> anyhow::Result<(String,
     let mut table = String::new();
     let _ = writeln!(
         table,
-        "| quota (of {} CPUs) | cfs_burst | makespan s, median (min–max) | CPU-s | efficiency, median (min–max) | quota used | periods throttled |",
+        "| quota (of {} CPUs) | cfs_burst | makespan s, median (min–max) | CPU-s, median (min–max) | CPU-s ÷ full-node CPU-s | efficiency, median (min–max) | quota used | periods throttled | throttled s |",
         opts.cores
     );
-    let _ = writeln!(table, "|---|---|---|---|---|---|---|");
+    let _ = writeln!(table, "|---|---|---|---|---|---|---|---|---|");
     for s in &sums {
         let _ = writeln!(
             table,
-            "| {:.0} % | {} | {:.1} ({:.1}–{:.1}) | {:.1} | **{:.0} %** ({:.0}–{:.0} %) | {:.0} % | {:.0} % |",
+            "| {:.0} % | {} | {:.1} ({:.1}–{:.1}) | {:.1} ({:.1}–{:.1}) | {:.2} | **{:.0} %** ({:.0}–{:.0} %) | {:.0} % | {:.0} % | {:.1} |",
             s.point.fraction * 100.0,
             if s.point.burst { "= quota" } else { "off" },
             s.wall.median,
             s.wall.min,
             s.wall.max,
             s.cpu.median,
+            s.cpu.min,
+            s.cpu.max,
+            s.cpu_ratio.median,
             s.eff.median * 100.0,
             s.eff.min * 100.0,
             s.eff.max * 100.0,
             s.quota_use.median * 100.0,
             s.throttled_pct.median,
+            s.throttled_s.median,
         );
     }
     let noise = sums.iter().map(|s| s.wall.noise_pct()).fold(0.0, f64::max);
+    let probe = Spread::of(&rows.iter().map(|r| r.probe_ms).collect::<Vec<_>>());
     let mut md = String::new();
     let _ = writeln!(md, "## E1 — throttling efficiency\n");
     let _ = writeln!(
@@ -234,8 +303,17 @@ fn report(dir: &RunDir, opts: &Options, rows: &[Row]) -> anyhow::Result<(String,
     md.push_str(&table);
     let _ = writeln!(
         md,
-        "\nEfficiency = (full-node makespan ÷ quota fraction) ÷ makespan: 100 % means the compile lost exactly \
-         the CPU taken away and nothing more. \"Quota used\" = CPU-seconds ÷ (quota × makespan).\n\n![efficiency](e1-efficiency.png)\n"
+        "\nEfficiency = (full-node makespan ÷ quota fraction) ÷ makespan, each run against the full-node run of its own \
+         round: 100 % means the compile lost exactly the CPU taken away and nothing more. \"Quota used\" = CPU-seconds ÷ \
+         (quota × makespan). Machine speed before each build (a fixed single-thread loop, best of 5): {:.1}–{:.1} ms \
+         ({:.0} % range); steal time during all builds: {:.1} s.\n\n![efficiency](e1-efficiency.png)\n",
+        probe.map_or(f64::NAN, |p| p.min),
+        probe.map_or(f64::NAN, |p| p.max),
+        probe.map_or(f64::NAN, |p| (p.max - p.min) / p.min * 100.0),
+        rows.iter()
+            .map(|r| r.steal_s)
+            .filter(|s| s.is_finite())
+            .sum::<f64>(),
     );
     let series = |burst: bool| {
         let pts: Vec<&Summary> = sums

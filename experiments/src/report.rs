@@ -192,9 +192,13 @@ mod tests {
 
     #[test]
     fn the_readme_has_a_block_for_every_suite() {
-        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("experiments/README.md");
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+            .expect("experiments/README.md");
         for key in ["e0", "e1", "e2"] {
-            assert!(replace_block(&readme, key, "x").is_ok(), "experiments/README.md lacks the {key} block");
+            assert!(
+                replace_block(&readme, key, "x").is_ok(),
+                "experiments/README.md lacks the {key} block"
+            );
         }
     }
 }
