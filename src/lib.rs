@@ -2,6 +2,7 @@
 //! and throttles batch pods that would starve them, on each node.
 //!
 //! Layout (decision logic in the middle, I/O at the edges):
+//! - [`agent`]: the node agent (cgroup signals and actuation on its own node).
 //! - [`api`]: the `BurstScaler` custom resource, its validation rules and `validate()`.
 //! - [`quantity`]: CPU quantities ⇄ millicores.
 //! - [`engine`]: the pure decision engine (no client, no clock, no I/O).
@@ -10,6 +11,7 @@
 //! - [`cli`], [`telemetry`]: flags and logging for the binary.
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod api;
 pub mod cli;
 pub mod controller;

@@ -6,6 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use burst_scaler::agent::cgroup::parse;
 
 pub const CPU_ROOT: &str = "/sys/fs/cgroup/cpu";
 pub const CPUACCT_ROOT: &str = "/sys/fs/cgroup/cpuacct";
@@ -30,32 +31,22 @@ impl CpuStat {
     }
 }
 
-/// Parses `cpu.stat` (`nr_periods N`, `nr_throttled N`, `throttled_time NS`, ...).
+/// Parses `cpu.stat` (`nr_periods N`, `nr_throttled N`, `throttled_time NS`, ...; v2's
+/// `throttled_usec` too) with the agent's parser; a key the file lacks is 0, and so is
+/// everything if the file is not `cpu.stat` at all.
 pub fn parse_cpu_stat(text: &str, usage_ns: u64) -> CpuStat {
-    let mut s = CpuStat {
+    let s = parse::cpu_stat(text).unwrap_or_default();
+    CpuStat {
         usage_ns,
-        ..CpuStat::default()
-    };
-    for line in text.lines() {
-        let mut it = line.split_whitespace();
-        let (Some(k), Some(v)) = (it.next(), it.next().and_then(|v| v.parse::<u64>().ok())) else {
-            continue;
-        };
-        match k {
-            "nr_periods" => s.nr_periods = v,
-            "nr_throttled" => s.nr_throttled = v,
-            "throttled_time" => s.throttled_ns = v,
-            _ => {}
-        }
+        nr_periods: s.nr_periods.unwrap_or(0),
+        nr_throttled: s.nr_throttled.unwrap_or(0),
+        throttled_ns: s.throttled_ns.unwrap_or(0),
     }
-    s
 }
 
 fn read_u64(path: &Path) -> anyhow::Result<u64> {
     let text = fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
-    text.trim()
-        .parse()
-        .with_context(|| format!("{} is not a number: {text:?}", path.display()))
+    parse::single_u64(&text).map_err(|what| anyhow::anyhow!("{}: {what}", path.display()))
 }
 
 /// Where a cgroup's `cpu.*` and `cpuacct.*` files are (the same directory when co-mounted).
