@@ -1,357 +1,500 @@
-//! E1 — throttling efficiency. The compile alone on the host, in a cgroup of ours, at CPU quotas
-//! of 100 / 75 / 50 / 25 % of the node, with and without `cpu.cfs_burst_us` (= the quota, the
-//! most the kernel allows). Rounds interleave the points so slow drift spreads over all of them.
-//! Efficiency = (full-node time ÷ quota fraction) ÷ measured time.
+//! E1 — throttling efficiency (the lab's Q2). The compile alone on the host, in a cgroup of
+//! ours, under each arm of `e1_plan::Arm`: no limit (the baseline, in every round), CFS quotas
+//! of 100 / 75 / 50 / 25 % of the node with and without `cpu.cfs_burst_us` (= the quota), one
+//! core by cpuset, and `make -j1`. Every round runs every arm once in its own random order
+//! (seeded; the plan is written before the first build); efficiency pairs each build with its
+//! round's unlimited build: (baseline makespan ÷ share of the node) ÷ makespan.
+//!
+//! Resumable: each build appends its row to `e1.csv` when it finishes; `--resume DIR` carries
+//! on with the plan in DIR (a crash loses at most the build in progress). Disturbed builds
+//! (`ExclusionRule`) are repeated at the end of their round, within a budget. The tables come
+//! from the CSV through `e1_analysis`, the same code `experiments report` runs.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::ValueEnum;
 
 use crate::cgroup::{OwnedCgroup, quota_us};
-use crate::plot::{Chart, Series, line_chart};
-use crate::report::{Progress, RunDir};
-use crate::stats::{Spread, efficiency};
+use crate::e1_analysis::{self as analysis, COLUMNS, Record, SESSION_COLUMNS, Source};
+use crate::e1_cgroup::{self as cg1, Cpuset};
+use crate::e1_plan::{Arm, Done, Plan, next_job, nominal_build_s, remaining_secs};
+use crate::host;
+use crate::report::{Progress, RunDir, append_csv_row, read_csv};
 use crate::workload::{Profile, build_on_host, rootfs};
 
 pub const PERIOD_US: u64 = 100_000;
 
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Point {
-    pub fraction: f64,
-    pub burst: bool,
-}
-
 pub struct Options {
+    pub quick: bool,
     pub profile: Profile,
-    pub runs: usize,
-    pub points: Vec<Point>,
+    /// Rounds of the main profile (= runs per point before exclusions).
+    pub runs: u32,
+    /// Extra rounds with the `full` profile (the whole project, ≈ 3 × longer).
+    pub full_rounds: u32,
+    pub seed: Option<u64>,
     pub cores: u32,
-    pub jobs: u32,
 }
 
 impl Options {
-    pub fn new(quick: bool, runs: Option<usize>, profile: Option<Profile>, cores: u32) -> Options {
-        let p = |fraction, burst| Point { fraction, burst };
-        let points = if quick {
-            vec![p(1.0, false), p(0.5, false), p(0.5, true)]
-        } else {
-            // Burst is meaningless at 100 % (nothing unused to accumulate): measured once.
-            vec![
-                p(1.0, false),
-                p(0.75, false),
-                p(0.75, true),
-                p(0.5, false),
-                p(0.5, true),
-                p(0.25, false),
-                p(0.25, true),
-            ]
-        };
+    pub fn new(
+        quick: bool,
+        runs: Option<usize>,
+        profile: Option<Profile>,
+        full_rounds: Option<u32>,
+        seed: Option<u64>,
+        cores: u32,
+    ) -> Options {
         Options {
+            quick,
             profile: profile.unwrap_or(if quick { Profile::Small } else { Profile::Cli }),
-            runs: runs.unwrap_or(if quick { 1 } else { 3 }),
-            points,
+            runs: runs.map_or(if quick { 1 } else { 5 }, |r| r as u32),
+            full_rounds: full_rounds.unwrap_or(if quick { 0 } else { 1 }),
+            seed,
             cores,
-            jobs: cores,
+        }
+    }
+
+    pub fn plan(&self) -> Plan {
+        let arms = if self.quick { Arm::quick() } else { Arm::all() };
+        let mut rounds = vec![(self.profile.name().to_string(), self.runs)];
+        if self.full_rounds > 0 {
+            rounds.push(("full".to_string(), self.full_rounds));
+        }
+        let seed = self.seed.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_secs())
+        });
+        Plan::new(seed, self.cores, PERIOD_US, self.quick, &arms, &rounds)
+    }
+}
+
+/// The plan in words, with how long the builds still to do take (`measured`: full-node
+/// makespans measured so far, by profile; nominal ones otherwise).
+pub fn describe(plan: &Plan, done: &[Done], measured: &BTreeMap<String, f64>) -> String {
+    let mut by_profile: BTreeMap<&str, (u32, usize)> = BTreeMap::new();
+    for r in &plan.rounds {
+        let e = by_profile.entry(r.profile.as_str()).or_default();
+        e.0 += 1;
+        e.1 = r.arms.len();
+    }
+    let rounds: Vec<String> = by_profile
+        .iter()
+        .map(|(p, (n, arms))| format!("{n} round(s) × {arms} arms of `{p}`"))
+        .collect();
+    let build_s = |p: &str| {
+        measured
+            .get(p)
+            .copied()
+            .unwrap_or_else(|| nominal_build_s(p))
+    };
+    let left = remaining_secs(plan, done, &build_s);
+    let basis: Vec<String> = by_profile
+        .keys()
+        .map(|p| {
+            format!(
+                "{p} {:.0} s{}",
+                build_s(p),
+                if measured.contains_key(*p) {
+                    " measured"
+                } else {
+                    " nominal"
+                }
+            )
+        })
+        .collect();
+    format!(
+        "{}; {} builds planned, {} done; the rest ≈ {:.0} min (full-node build: {}; ÷ share of the node; + {:.0} s each), \
+         plus an unmeasured warm-up build per profile and session, plus up to {} repeats of disturbed builds; order seed {}",
+        rounds.join(" + "),
+        plan.planned_builds(),
+        done.len(),
+        left / 60.0,
+        basis.join(", "),
+        crate::e1_plan::OVERHEAD_S,
+        plan.repeat_budget,
+        plan.seed
+    )
+}
+
+fn profile_of(name: &str) -> anyhow::Result<Profile> {
+    Profile::from_str(name, true).map_err(|e| anyhow::anyhow!("profile {name:?}: {e}"))
+}
+
+fn write_plan(dir: &RunDir, plan: &Plan) -> anyhow::Result<()> {
+    let tmp = dir.file("e1-plan.json.tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(plan)? + "\n")
+        .with_context(|| format!("write {}", tmp.display()))?;
+    std::fs::rename(&tmp, dir.file(analysis::PLAN)).context("rename e1-plan.json")
+}
+
+/// The plan of `dir` if it has one (resume), else a new one from `opts`, written.
+fn plan_for(dir: &RunDir, opts: &Options, progress: &Progress) -> anyhow::Result<Plan> {
+    let path = dir.file(analysis::PLAN);
+    if path.exists() {
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
+        let plan: Plan = serde_json::from_str(&text).context("parse e1-plan.json")?;
+        plan.validate()?;
+        if plan.cores != opts.cores {
+            bail!(
+                "{} was planned for {} cores; this machine has {}",
+                path.display(),
+                plan.cores,
+                opts.cores
+            );
+        }
+        progress.say(format!(
+            "e1: resuming the plan in {} (its settings win over this command's)",
+            path.display()
+        ));
+        Ok(plan)
+    } else {
+        let plan = opts.plan();
+        write_plan(dir, &plan)?;
+        Ok(plan)
+    }
+}
+
+fn done_of(plan: &Plan, records: &[Record]) -> Vec<Done> {
+    records
+        .iter()
+        .map(|r| Done {
+            round: r.round,
+            arm: r.arm,
+            disturbed: plan
+                .rule
+                .disturbed(plan.cores, r.window_s, r.steal_s, r.other_cpu_s)
+                .is_some(),
+        })
+        .collect()
+}
+
+/// Whether the E1 plan in `dir` is a `--quick` one (a resumed run keeps its plan's kind).
+pub fn plan_is_quick(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join(analysis::PLAN))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Plan>(&t).ok())
+        .is_some_and(|p| p.quick)
+}
+
+/// Waits (≤ 5 s) until the cgroup's processes are gone, so that dropping it can remove it: a
+/// killed build's children are reaped by init a moment after the build itself.
+struct EmptiedOnDrop<'a>(&'a OwnedCgroup);
+
+impl Drop for EmptiedOnDrop<'_> {
+    fn drop(&mut self) {
+        let procs = self.0.paths.cpu.join("cgroup.procs");
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        while Instant::now() < deadline
+            && std::fs::read_to_string(&procs).is_ok_and(|t| !t.trim().is_empty())
+        {
+            std::thread::sleep(std::time::Duration::from_millis(100));
         }
     }
 }
 
-pub struct Row {
-    pub point: Point,
-    pub run: usize,
-    pub wall_s: f64,
-    pub cpu_s: f64,
-    pub nr_periods: u64,
-    pub nr_throttled: u64,
-    pub throttled_s: f64,
-    /// The machine's single-thread speed just before the build (ms for a fixed loop, best of
-    /// 5): a VM's speed moves with its neighbours, and this shows by how much.
-    pub probe_ms: f64,
-    /// CPU time the hypervisor took from this VM during the build (/proc/stat steal), s.
-    pub steal_s: f64,
+/// What E1 produced: its summary section and the preconditions that do not hold.
+pub struct Outcome {
+    pub section: String,
+    pub failures: Vec<String>,
 }
 
-/// Milliseconds for 2 million iterations of the web service's work loop, best of 5.
-fn speed_probe_ms() -> f64 {
-    (0..5)
-        .map(|_| {
-            let t = std::time::Instant::now();
-            crate::serve::burn(2_000_000);
-            t.elapsed().as_secs_f64() * 1000.0
-        })
-        .fold(f64::INFINITY, f64::min)
-}
-
-/// Steal time of all CPUs so far (USER_HZ = 100 ticks/s on Linux), seconds.
-fn steal_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let ticks: f64 = stat
-        .lines()
-        .next()?
-        .split_whitespace()
-        .nth(8)?
-        .parse()
-        .ok()?;
-    Some(ticks / 100.0)
-}
-
-/// Runs E1; returns the summary section (Markdown) and the README table.
+/// Runs (or resumes) E1 in `dir`; stops before the next build once `stop` is set.
 pub fn run(
     repo: &Path,
     dir: &RunDir,
     opts: &Options,
     progress: &Progress,
-) -> anyhow::Result<(String, String)> {
-    let root = rootfs(repo)?;
-    let cg = OwnedCgroup::create(&format!("burst-scaler-e1-{}", std::process::id()))?;
-    progress.say(format!(
-        "e1: warm-up build ({}, not measured)",
-        opts.profile.name()
-    ));
-    cg.limit(PERIOD_US, quota_us(1.0, opts.cores, PERIOD_US), 0)?;
-    build_on_host(
-        &root,
-        opts.profile,
-        opts.jobs,
-        &cg,
-        &dir.file("e1-warmup.log"),
-    )?;
-    let mut rows = Vec::new();
-    let total = opts.runs * opts.points.len();
-    for run in 1..=opts.runs {
-        for point in &opts.points {
-            let quota = quota_us(point.fraction, opts.cores, PERIOD_US);
-            cg.limit(PERIOD_US, quota, if point.burst { quota } else { 0 })?;
-            let log = dir.file("e1-last-build.log");
-            let probe_ms = speed_probe_ms();
-            let steal_before = steal_seconds();
-            let r = build_on_host(&root, opts.profile, opts.jobs, &cg, &log)?;
-            let steal_s = match (steal_before, steal_seconds()) {
-                (Some(a), Some(b)) => b - a,
-                _ => f64::NAN,
-            };
-            let row = Row {
-                point: *point,
-                run,
-                wall_s: r.wall.as_secs_f64(),
-                cpu_s: r.stat.usage_ns as f64 / 1e9,
-                nr_periods: r.stat.nr_periods,
-                nr_throttled: r.stat.nr_throttled,
-                throttled_s: r.stat.throttled_ns as f64 / 1e9,
-                probe_ms,
-                steal_s,
-            };
-            progress.say(format!(
-                "e1 {}/{total}: quota {:>3.0} % burst {:<3} run {run}: {:.1} s, {:.1} CPU-s, throttled {} of {} periods",
-                rows.len() + 1,
-                point.fraction * 100.0,
-                if point.burst { "on" } else { "off" },
-                row.wall_s,
-                row.cpu_s,
-                row.nr_throttled,
-                row.nr_periods
-            ));
-            rows.push(row);
+    stop: &AtomicBool,
+    command: &str,
+) -> anyhow::Result<Outcome> {
+    let plan = plan_for(dir, opts, progress)?;
+    let records = if dir.file(analysis::CSV).exists() {
+        let s = Source::load(&dir.path)?;
+        for w in &s.warnings {
+            progress.say(format!("e1: warning: {w}"));
         }
-    }
-    let _ = std::fs::remove_file(dir.file("e1-last-build.log"));
-    drop(cg);
-    report(dir, opts, &rows)
-}
-
-struct Summary {
-    point: Point,
-    wall: Spread,
-    cpu: Spread,
-    eff: Spread,
-    /// CPU-seconds relative to the same round's full-node build.
-    cpu_ratio: Spread,
-    quota_use: Spread,
-    throttled_pct: Spread,
-    throttled_s: Spread,
-}
-
-fn summarize(opts: &Options, rows: &[Row]) -> (f64, Vec<Summary>) {
-    let full: Vec<f64> = rows
-        .iter()
-        .filter(|r| r.point.fraction == 1.0 && !r.point.burst)
-        .map(|r| r.wall_s)
-        .collect();
-    let full_node = Spread::of(&full).map_or(f64::NAN, |s| s.median);
-    let full_rows = || {
-        rows.iter()
-            .filter(|r| r.point.fraction == 1.0 && !r.point.burst)
+        s.records
+    } else {
+        Vec::new()
     };
-    let full_by_round: std::collections::BTreeMap<usize, f64> =
-        full_rows().map(|r| (r.run, r.wall_s)).collect();
-    let full_cpu_by_round: std::collections::BTreeMap<usize, f64> =
-        full_rows().map(|r| (r.run, r.cpu_s)).collect();
-    let out = opts
-        .points
-        .iter()
-        .filter_map(|p| {
-            let rs: Vec<&Row> = rows.iter().filter(|r| r.point == *p).collect();
-            let col = |f: &dyn Fn(&Row) -> f64| rs.iter().map(|r| f(r)).collect::<Vec<f64>>();
-            Some(Summary {
-                point: *p,
-                wall: Spread::of(&col(&|r| r.wall_s))?,
-                cpu: Spread::of(&col(&|r| r.cpu_s))?,
-                // Paired: each run against the full-node run of its own round (rounds interleave
-                // the points, so the machine's drift cancels out).
-                eff: Spread::of(&col(&|r| {
-                    efficiency(
-                        full_by_round.get(&r.run).copied().unwrap_or(full_node),
-                        p.fraction,
-                        r.wall_s,
-                    )
-                }))?,
-                cpu_ratio: Spread::of(&col(&|r| {
-                    r.cpu_s / full_cpu_by_round.get(&r.run).copied().unwrap_or(f64::NAN)
-                }))?,
-                quota_use: Spread::of(&col(&|r| {
-                    r.cpu_s / (p.fraction * f64::from(opts.cores) * r.wall_s)
-                }))?,
-                throttled_s: Spread::of(&col(&|r| r.throttled_s))?,
-                throttled_pct: Spread::of(&col(&|r| {
-                    if r.nr_periods == 0 {
-                        0.0
-                    } else {
-                        r.nr_throttled as f64 / r.nr_periods as f64 * 100.0
-                    }
-                }))?,
-            })
-        })
-        .collect();
-    (full_node, out)
+    let mut done = done_of(&plan, &records);
+    let mut measured: BTreeMap<String, f64> = BTreeMap::new();
+    progress.say(format!("e1 plan: {}", describe(&plan, &done, &measured)));
+    progress.say(format!("e1 exclusion rule: {}", plan.rule.describe()));
+    if next_job(&plan, &done).is_some() {
+        build_all(
+            repo,
+            dir,
+            &plan,
+            &mut done,
+            &mut measured,
+            progress,
+            stop,
+            command,
+        )?;
+    } else {
+        progress.say("e1: every planned build is done");
+    }
+    let tables = analysis::tables_for(std::slice::from_ref(&dir.path), &dir.path, &dir.path, None)?;
+    Ok(Outcome {
+        section: tables.section,
+        failures: tables.failures,
+    })
 }
 
-fn report(dir: &RunDir, opts: &Options, rows: &[Row]) -> anyhow::Result<(String, String)> {
-    let csv: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            vec![
-                format!("{:.2}", r.point.fraction),
-                r.point.burst.to_string(),
-                r.run.to_string(),
-                format!("{:.3}", r.wall_s),
-                format!("{:.3}", r.cpu_s),
-                r.nr_periods.to_string(),
-                r.nr_throttled.to_string(),
-                format!("{:.3}", r.throttled_s),
-                format!("{:.2}", r.probe_ms),
-                format!("{:.2}", r.steal_s),
-            ]
-        })
-        .collect();
-    dir.csv(
-        "e1.csv",
-        &[
-            "quota_fraction",
-            "burst",
-            "run",
-            "wall_s",
-            "cpu_s",
-            "nr_periods",
-            "nr_throttled",
-            "throttled_s",
-            "probe_ms",
-            "steal_s",
-        ],
-        &csv,
-    )?;
-    let (full_node, sums) = summarize(opts, rows);
-    let mut table = String::new();
-    let _ = writeln!(
-        table,
-        "| quota (of {} CPUs) | cfs_burst | makespan s, median (min–max) | CPU-s, median (min–max) | CPU-s ÷ full-node CPU-s | efficiency, median (min–max) | quota used | periods throttled | throttled s |",
-        opts.cores
-    );
-    let _ = writeln!(table, "|---|---|---|---|---|---|---|---|---|");
-    for s in &sums {
-        let _ = writeln!(
-            table,
-            "| {:.0} % | {} | {:.1} ({:.1}–{:.1}) | {:.1} ({:.1}–{:.1}) | {:.2} | **{:.0} %** ({:.0}–{:.0} %) | {:.0} % | {:.0} % | {:.1} |",
-            s.point.fraction * 100.0,
-            if s.point.burst { "= quota" } else { "off" },
-            s.wall.median,
-            s.wall.min,
-            s.wall.max,
-            s.cpu.median,
-            s.cpu.min,
-            s.cpu.max,
-            s.cpu_ratio.median,
-            s.eff.median * 100.0,
-            s.eff.min * 100.0,
-            s.eff.max * 100.0,
-            s.quota_use.median * 100.0,
-            s.throttled_pct.median,
-            s.throttled_s.median,
-        );
+#[allow(clippy::too_many_arguments)]
+fn build_all(
+    repo: &Path,
+    dir: &RunDir,
+    plan: &Plan,
+    done: &mut Vec<Done>,
+    measured: &mut BTreeMap<String, f64>,
+    progress: &Progress,
+    stop: &AtomicBool,
+    command: &str,
+) -> anyhow::Result<()> {
+    for c in cg1::cleanup_stale()? {
+        progress.say(format!("e1: removed {c}"));
     }
-    let noise = sums.iter().map(|s| s.wall.noise_pct()).fold(0.0, f64::max);
-    let probe = Spread::of(&rows.iter().map(|r| r.probe_ms).collect::<Vec<_>>());
-    let mut md = String::new();
-    let _ = writeln!(md, "## E1 — throttling efficiency\n");
-    let _ = writeln!(
-        md,
-        "Compile: zstd `{}` (profile `{}`) in a chroot of the compile image's root filesystem, \
-         in a host cgroup v1 with `cpu.cfs_period_us` = {PERIOD_US}; {} run(s) per point, rounds interleaved. \
-         Full-node makespan (100 %, median): **{full_node:.1} s**. Largest run-to-run spread (half range ÷ median): {noise:.1} %.\n",
-        opts.profile.make_command(opts.jobs),
-        opts.profile.name(),
-        opts.runs
-    );
-    md.push_str(&table);
-    let _ = writeln!(
-        md,
-        "\nEfficiency = (full-node makespan ÷ quota fraction) ÷ makespan, each run against the full-node run of its own \
-         round: 100 % means the compile lost exactly the CPU taken away and nothing more. \"Quota used\" = CPU-seconds ÷ \
-         (quota × makespan). Machine speed before each build (a fixed single-thread loop, best of 5): {:.1}–{:.1} ms \
-         ({:.0} % range); steal time during all builds: {:.1} s.\n\n![efficiency](e1-efficiency.png)\n",
-        probe.map_or(f64::NAN, |p| p.min),
-        probe.map_or(f64::NAN, |p| p.max),
-        probe.map_or(f64::NAN, |p| (p.max - p.min) / p.min * 100.0),
-        rows.iter()
-            .map(|r| r.steal_s)
-            .filter(|s| s.is_finite())
-            .sum::<f64>(),
-    );
-    let series = |burst: bool| {
-        let pts: Vec<&Summary> = sums
+    let root = rootfs(repo)?;
+    // This session: everything that can move a number.
+    let sessions_path = dir.file(analysis::SESSIONS);
+    let session = if sessions_path.exists() {
+        let t = read_csv(&sessions_path)?;
+        t.rows
             .iter()
-            .filter(|s| s.point.burst == burst || s.point.fraction == 1.0)
-            .collect();
-        let mut s = Series::new(
-            if burst {
-                "cfs_burst_us = quota"
+            .filter_map(|r| t.get(r, "session").parse::<u32>().ok())
+            .max()
+            .unwrap_or(0)
+            + 1
+    } else {
+        1
+    };
+    let toolchain = host::toolchain(&root);
+    let tool = |k: &str| {
+        toolchain
+            .iter()
+            .find(|(n, _)| n == k)
+            .map_or("unknown".to_string(), |(_, v)| v.clone())
+    };
+    let session_row: Vec<String> = SESSION_COLUMNS
+        .iter()
+        .map(|c| match *c {
+            "session" => session.to_string(),
+            "started" => now(),
+            "command" => command.to_string(),
+            "kernel" => host::kernel(),
+            "commit" => host::commit(repo),
+            "cores" => plan.cores.to_string(),
+            "cfs_burst_us" => if Path::new(crate::cgroup::CPU_ROOT)
+                .join("cpu.cfs_burst_us")
+                .exists()
+            {
+                "yes"
             } else {
-                "no burst"
-            },
-            pts.iter()
-                .map(|s| (s.point.fraction * 100.0, s.eff.median * 100.0))
-                .collect(),
-        );
-        s.bars = pts
-            .iter()
-            .map(|s| {
-                (
-                    s.point.fraction * 100.0,
-                    s.eff.min * 100.0,
-                    s.eff.max * 100.0,
-                )
-            })
-            .collect();
-        s
+                "no"
+            }
+            .to_string(),
+            "load_at_start" => host::loadavg_text(),
+            "cluster_at_start" => host::cluster_state(),
+            other => tool(other),
+        })
+        .collect();
+    append_csv_row(&sessions_path, &SESSION_COLUMNS, &session_row)?;
+    progress.say(format!(
+        "e1 session {session}: kernel {}, gcc-12 {}, {}, cluster {}",
+        host::kernel(),
+        tool("gcc-12"),
+        tool("zstd source"),
+        host::cluster_state()
+    ));
+
+    let name = cg1::name_for(std::process::id());
+    let cg = OwnedCgroup::create(&name)?;
+    let uses_cpuset = plan
+        .rounds
+        .iter()
+        .any(|r| r.arms.iter().any(|a| a == &Arm::Cpuset1.id()));
+    let cpuset = if uses_cpuset {
+        Some(Cpuset::create(&name, &plan.cpuset_cpu.to_string())?)
+    } else {
+        None
     };
-    line_chart(
-        &dir.file("e1-efficiency.png"),
-        &Chart {
-            title: "E1: compile efficiency under a CPU quota (median, min–max)",
-            x_label: "quota, % of the node",
-            y_label: "efficiency, %",
-            log_y: false,
-            reference: Some((90.0, "90 % goal")),
-        },
-        &[series(false), series(true)],
-    )?;
-    Ok((md, table))
+    // Dropped first (declared last): the cgroups are empty before they are removed.
+    let _emptied = EmptiedOnDrop(&cg);
+    let home = cg1::current_cpuset()?;
+    let log = dir.file("e1-last-build.log");
+    // One unmeasured warm-up build per profile and session (caches, the first build's costs).
+    let mut warmed: Vec<String> = Vec::new();
+    while let Some(job) = next_job(plan, done) {
+        if stop.load(Ordering::SeqCst) {
+            bail!("interrupted before the next build");
+        }
+        if !warmed.contains(&job.profile) {
+            progress.say(format!(
+                "e1: warm-up build (`{}`, unlimited, not measured)",
+                job.profile
+            ));
+            cg1::set_unlimited(&cg, plan.period_us)?;
+            let warm = build_on_host(
+                &root,
+                profile_of(&job.profile)?,
+                plan.cores,
+                &cg,
+                &dir.file(&format!("e1-warmup-{}.log", job.profile)),
+            )?;
+            warmed.push(job.profile.clone());
+            measured.insert(job.profile.clone(), warm.wall.as_secs_f64());
+            progress.say(format!(
+                "e1: warm-up {:.1} s; plan: {}",
+                warm.wall.as_secs_f64(),
+                describe(plan, done, measured)
+            ));
+            if stop.load(Ordering::SeqCst) {
+                bail!("interrupted before the next build");
+            }
+        }
+        let profile = profile_of(&job.profile)?;
+        let jobs = job.arm.jobs(plan.cores);
+        let (quota, burst) = match job.arm {
+            Arm::Quota { pct, burst } => {
+                let q = quota_us(f64::from(pct) / 100.0, plan.cores, plan.period_us);
+                cg.limit(plan.period_us, q, if burst { q } else { 0 })?;
+                (q as i64, if burst { q } else { 0 })
+            }
+            Arm::Unlimited | Arm::Cpuset1 | Arm::Jobs1 => {
+                cg1::set_unlimited(&cg, plan.period_us)?;
+                (-1, 0)
+            }
+        };
+        if cg1::quota_us(&cg)? != quota {
+            bail!("the cgroup's quota is not the {quota} µs just written");
+        }
+        if cg1::current_cpuset()? != home {
+            bail!("the harness thread is not in its own cpuset any more: refusing to build");
+        }
+        let probe_ms = host::speed_probe_ms();
+        let load_before = host::loadavg().map_or(f64::NAN, |l| l[0]);
+        let cluster = host::cluster_state();
+        let started = now();
+        let before = host::cpu_times();
+        let t = Instant::now();
+        let (result, left) = match (&cpuset, job.arm) {
+            (Some(cs), Arm::Cpuset1) => {
+                let guard = cs.enter()?;
+                let r = build_on_host(&root, profile, jobs, &cg, &log);
+                (r, guard.leave())
+            }
+            _ => (build_on_host(&root, profile, jobs, &cg, &log), Ok(())),
+        };
+        left.context("leave the cpuset")?;
+        let r = result?;
+        let window_s = t.elapsed().as_secs_f64();
+        let after = host::cpu_times();
+        let load_after = host::loadavg().map_or(f64::NAN, |l| l[0]);
+        let cpu_s = r.stat.usage_ns as f64 / 1e9;
+        let (steal_s, other_cpu_s) = match (before, after) {
+            (Some(b), Some(a)) => (
+                a.steal_s - b.steal_s,
+                (a.busy_s - b.busy_s - cpu_s).max(0.0),
+            ),
+            _ => (f64::NAN, f64::NAN),
+        };
+        let rec = Record {
+            session,
+            round: job.round,
+            profile: job.profile.clone(),
+            arm: job.arm,
+            repeat: job.repeat,
+            node_fraction: job.arm.node_fraction(plan.cores),
+            quota_us: quota,
+            burst_us: burst,
+            cpus: match job.arm {
+                Arm::Cpuset1 => plan.cpuset_cpu.to_string(),
+                _ => "all".into(),
+            },
+            jobs,
+            wall_s: r.wall.as_secs_f64(),
+            cpu_s,
+            nr_periods: r.stat.nr_periods,
+            nr_throttled: r.stat.nr_throttled,
+            throttled_s: r.stat.throttled_ns as f64 / 1e9,
+            window_s,
+            steal_s,
+            other_cpu_s,
+            probe_ms,
+            load1_before: load_before,
+            load1_after: load_after,
+            cluster,
+            started,
+        };
+        append_csv_row(&dir.file(analysis::CSV), &COLUMNS, &rec.fields())?;
+        let disturbed = plan
+            .rule
+            .disturbed(plan.cores, window_s, steal_s, other_cpu_s);
+        done.push(Done {
+            round: job.round,
+            arm: job.arm,
+            disturbed: disturbed.is_some(),
+        });
+        if job.arm == Arm::Unlimited {
+            measured.insert(job.profile.clone(), rec.wall_s);
+        }
+        let build_s = |p: &str| {
+            measured
+                .get(p)
+                .copied()
+                .unwrap_or_else(|| nominal_build_s(p))
+        };
+        let mut line = format!(
+            "e1 {}/{} round {} {:<15}{}: {:.1} s, {:.1} CPU-s, throttled {}/{} periods; steal {:.1} s, others {:.1} CPU-s",
+            done.len(),
+            plan.planned_builds() + done.len().saturating_sub(distinct(done)),
+            job.round,
+            job.arm.id(),
+            if job.repeat > 0 {
+                format!(" (repeat {})", job.repeat)
+            } else {
+                String::new()
+            },
+            rec.wall_s,
+            rec.cpu_s,
+            rec.nr_throttled,
+            rec.nr_periods,
+            steal_s,
+            other_cpu_s
+        );
+        if let Some(why) = disturbed {
+            let _ = write!(line, " — DISTURBED, will not count: {why}");
+        }
+        let _ = write!(
+            line,
+            "; ≈ {} min left",
+            (remaining_secs(plan, done, &build_s) / 60.0)
+                .round()
+                .max(0.0) as u64
+        );
+        progress.say(line);
+    }
+    let _ = std::fs::remove_file(&log);
+    Ok(())
+}
+
+fn distinct(done: &[Done]) -> usize {
+    let set: std::collections::BTreeSet<(u32, Arm)> =
+        done.iter().map(|d| (d.round, d.arm)).collect();
+    set.len()
+}
+
+fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }

@@ -1,6 +1,8 @@
 //! burst-scaler's experiment harness. See `experiments/README.md`.
 //!
 //!   experiments run e0|e1|e2|all [--quick]   run a suite, write experiments/results/<stamp>-<suite>/
+//!   experiments run e1 --resume DIR          carry on with an interrupted E1 in DIR
+//!   experiments report [DIR...]              regenerate the README tables and plots from the CSVs
 //!   experiments serve ...                    the latency-sensitive service (runs in the web image)
 //!   experiments calibrate --cost-ms 2        iterations of work per request on this machine
 
@@ -8,7 +10,11 @@ mod cgroup;
 mod cluster;
 mod e0;
 mod e1;
+mod e1_analysis;
+mod e1_cgroup;
+mod e1_plan;
 mod e2;
+mod host;
 mod load;
 mod plot;
 mod report;
@@ -16,15 +22,27 @@ mod serve;
 mod stats;
 mod workload;
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::report::{Progress, RunDir, machine_description, update_readme};
+use crate::report::{
+    Progress, ReportOptions, RunDir, SuiteReport, machine_description, report_command,
+    update_readme,
+};
 use crate::workload::Profile;
+
+/// The suites whose tables `experiments report` regenerates from their CSVs. E0 and E2 join
+/// by implementing `report::SuiteReport`.
+fn reporters() -> Vec<&'static dyn SuiteReport> {
+    vec![&e1_analysis::E1Report]
+}
 
 #[derive(Parser)]
 #[command(
@@ -40,7 +58,8 @@ struct Cli {
 enum Suite {
     /// The lab's first task: the compile as a Deployment under the stock HPA.
     E0,
-    /// Throttling efficiency of the compile at 100/75/50/25 % quota, with and without burst.
+    /// Throttling efficiency (Q2): unlimited baseline, quotas 100/75/50/25 % ± cfs_burst,
+    /// one core by cpuset, make -j1; rounds in random order.
     E1,
     /// Co-location: the web service under load with a spike, the compile mid-run; per arm.
     E2,
@@ -57,9 +76,23 @@ enum Cmd {
         /// Smoke-test sizes (a ≈7 s compile, one run, short load): checks the harness, not the numbers.
         #[arg(long, env = "BSC_EXP_QUICK")]
         quick: bool,
-        /// Runs per E1 point (default 3; 1 with --quick).
+        /// E1 rounds = runs per point before exclusions (default 5; 1 with --quick).
         #[arg(long)]
         runs: Option<usize>,
+        /// E1: rounds of the `full` profile after the main ones (≈ 30 min each; default 1, 0
+        /// with --quick).
+        #[arg(long)]
+        full_rounds: Option<u32>,
+        /// E1: seed of the rounds' random order (default: the time; stored in e1-plan.json).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Carry on with the run in this results directory (E1 continues its plan where it
+        /// stopped; E0 and E2 start again).
+        #[arg(long)]
+        resume: Option<PathBuf>,
+        /// Print E1's plan and how long it takes, run nothing.
+        #[arg(long)]
+        dry_run: bool,
         /// What to compile (default cli; small with --quick).
         #[arg(long, value_enum)]
         profile: Option<Profile>,
@@ -75,6 +108,27 @@ enum Cmd {
         /// E2's latency objective: p99 per 5-s window, milliseconds.
         #[arg(long, default_value_t = 50.0)]
         slo_ms: f64,
+    },
+    /// Regenerate the README tables and plots from the results' CSVs, checking each scenario's
+    /// preconditions (any failing: an error, README untouched).
+    Report {
+        /// Results directories to pool (default: every non-quick one under --results).
+        dirs: Vec<PathBuf>,
+        /// Only this suite (default: every suite with a report).
+        #[arg(long, value_enum)]
+        suite: Option<Suite>,
+        /// Runs each point needs after exclusions (default: E1 5 for `cli`, 1 for `full`).
+        #[arg(long)]
+        min_runs: Option<u32>,
+        /// Where the pooled sections and plots go (default: <results>/pooled, or the quick
+        /// directory given).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Do not rewrite experiments/README.md.
+        #[arg(long)]
+        no_readme: bool,
+        #[arg(long, env = "BSC_EXP_RESULTS", default_value_os_t = default_results())]
+        results: PathBuf,
     },
     /// The latency-sensitive service (what the web image runs).
     Serve {
@@ -125,16 +179,64 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Cmd::Report {
+            dirs,
+            suite,
+            min_runs,
+            out,
+            no_readme,
+            results,
+        } => {
+            let all = reporters();
+            let chosen: Vec<&dyn SuiteReport> = match suite {
+                None | Some(Suite::All) => all,
+                Some(s) => {
+                    let key = format!("{s:?}").to_lowercase();
+                    let v: Vec<&dyn SuiteReport> =
+                        all.into_iter().filter(|r| r.key() == key).collect();
+                    if v.is_empty() {
+                        anyhow::bail!(
+                            "{key} has no report from data yet: its tables are written by `experiments run {key}`"
+                        );
+                    }
+                    v
+                }
+            };
+            let readme = repo_root().join("experiments/README.md");
+            report_command(
+                &chosen,
+                &dirs,
+                &results,
+                out.as_deref(),
+                (!no_readme).then_some(readme.as_path()),
+                &ReportOptions { min_runs },
+            )?;
+            Ok(())
+        }
         Cmd::Run {
             suites,
             quick,
             runs,
+            full_rounds,
+            seed,
+            resume,
+            dry_run,
             profile,
             results,
             no_readme,
             start_cluster,
             slo_ms,
         } => {
+            if dry_run {
+                let opts = e1::Options::new(quick, runs, profile, full_rounds, seed, cores());
+                println!(
+                    "e1 plan: {}",
+                    e1::describe(&opts.plan(), &[], &BTreeMap::new())
+                );
+                return Ok(());
+            }
+            // A resumed run is what its plan says it is.
+            let quick = quick || resume.as_deref().is_some_and(e1::plan_is_quick);
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
@@ -142,13 +244,19 @@ fn main() -> anyhow::Result<()> {
             let opts = RunOptions {
                 quick,
                 runs,
+                full_rounds,
+                seed,
+                resume,
                 profile,
                 results,
                 write_readme: !no_readme && !quick,
                 start_cluster,
                 slo_ms,
             };
-            rt.block_on(run(suites, opts))
+            let r = rt.block_on(run(suites, opts));
+            // A build E1 was waiting for when interrupted has been killed; don't wait long.
+            rt.shutdown_timeout(Duration::from_secs(15));
+            r
         }
     }
 }
@@ -156,6 +264,9 @@ fn main() -> anyhow::Result<()> {
 struct RunOptions {
     quick: bool,
     runs: Option<usize>,
+    full_rounds: Option<u32>,
+    seed: Option<u64>,
+    resume: Option<PathBuf>,
     profile: Option<Profile>,
     results: PathBuf,
     write_readme: bool,
@@ -163,10 +274,68 @@ struct RunOptions {
     slo_ms: f64,
 }
 
+/// Waits for SIGINT or SIGTERM (once E1 has handled SIGTERM, the process no longer dies of it,
+/// so the cluster suites watch for it too); says which.
+async fn interrupted() -> &'static str {
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    let sigterm = async {
+        match term {
+            Ok(mut t) => {
+                t.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        Ok(()) = tokio::signal::ctrl_c() => "SIGINT",
+        () = sigterm => "SIGTERM",
+    }
+}
+
+/// Runs E1 on a blocking thread; SIGINT or SIGTERM stops it: the build in progress is killed
+/// (lost), everything finished is already in e1.csv.
+async fn run_e1(
+    repo: &Path,
+    dir: &Arc<RunDir>,
+    opts: e1::Options,
+    progress: &Arc<Progress>,
+    command: &str,
+) -> anyhow::Result<e1::Outcome> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let task = {
+        let (repo, dir, progress, stop, command) = (
+            repo.to_path_buf(),
+            Arc::clone(dir),
+            Arc::clone(progress),
+            Arc::clone(&stop),
+            command.to_string(),
+        );
+        tokio::task::spawn_blocking(move || e1::run(&repo, &dir, &opts, &progress, &stop, &command))
+    };
+    let signal = tokio::select! {
+        r = task => return r?,
+        s = interrupted() => s,
+    };
+    stop.store(true, Ordering::SeqCst);
+    let mut killed = e1_cgroup::kill_builds(std::process::id());
+    // A build that was just starting may join its cgroup a moment later.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    killed += e1_cgroup::kill_builds(std::process::id());
+    anyhow::bail!(
+        "E1 interrupted ({signal}; {killed} build process(es) killed). Finished builds are in {}; \
+         carry on with: experiments run e1 --resume {}",
+        dir.file(e1_analysis::CSV).display(),
+        dir.path.display()
+    )
+}
+
 async fn run(mut suites: Vec<Suite>, o: RunOptions) -> anyhow::Result<()> {
     let RunOptions {
         quick,
         runs,
+        full_rounds,
+        seed,
+        resume,
         profile,
         results,
         write_readme,
@@ -184,13 +353,17 @@ async fn run(mut suites: Vec<Suite>, o: RunOptions) -> anyhow::Result<()> {
         .map(|s| format!("{s:?}").to_lowercase())
         .collect::<Vec<_>>()
         .join("-");
-    let dir = RunDir::create(
-        &results,
-        &format!("{name}{}", if quick { "-quick" } else { "" }),
-    )?;
-    let progress = Progress::new();
+    let dir = Arc::new(match &resume {
+        Some(path) => RunDir::open(path)?,
+        None => RunDir::create(
+            &results,
+            &format!("{name}{}", if quick { "-quick" } else { "" }),
+        )?,
+    });
+    let progress = Arc::new(Progress::with_log(&dir.file("progress.log"))?);
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     progress.say(format!("results: {}", dir.path.display()));
+    let mut deferred: Vec<String> = Vec::new();
     let mut summary = String::new();
     let _ = writeln!(
         summary,
@@ -218,11 +391,39 @@ async fn run(mut suites: Vec<Suite>, o: RunOptions) -> anyhow::Result<()> {
     };
     // E1 runs on the host, before anything starts the cluster (an idle control plane is noise).
     if suites.contains(&Suite::E1) {
-        let opts = e1::Options::new(quick, runs, profile, cores());
-        let (md, table) = e1::run(&repo, &dir, &opts, &progress)?;
-        summary.push_str(&md);
-        if write_readme {
-            update_readme(&readme, "e1", &stamp(&table))?;
+        let opts = e1::Options::new(quick, runs, profile, full_rounds, seed, cores());
+        let outcome = run_e1(&repo, &dir, opts, &progress, &command).await?;
+        summary.push_str(&outcome.section);
+        for f in &outcome.failures {
+            progress.say(format!(
+                "e1: precondition {}: {f}",
+                if quick {
+                    "not met (quick run: reported, not enforced)"
+                } else {
+                    "FAILED"
+                }
+            ));
+        }
+        if !quick && !outcome.failures.is_empty() {
+            deferred.push(format!(
+                "e1: {} precondition(s) do not hold in {} (see summary.md)",
+                outcome.failures.len(),
+                dir.path.display()
+            ));
+        }
+        if write_readme && outcome.failures.is_empty() {
+            // The README's table pools every E1 result directory, through the same code as
+            // `experiments report`.
+            if let Err(e) = report_command(
+                &[&e1_analysis::E1Report],
+                &[],
+                &results,
+                None,
+                Some(readme.as_path()),
+                &ReportOptions::default(),
+            ) {
+                deferred.push(format!("e1: README not rewritten: {e:#}"));
+            }
         }
     }
     dir.write("summary.md", &summary)?;
@@ -237,7 +438,7 @@ async fn run(mut suites: Vec<Suite>, o: RunOptions) -> anyhow::Result<()> {
         // run started is stopped again.
         let outcome = tokio::select! {
             r = cluster_suites(&cluster.client, &suites, &repo, &dir, quick, profile, slo_ms, &progress) => r,
-            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+            s = interrupted() => Err(anyhow::anyhow!("interrupted ({s})")),
         };
         let finished = cluster.finish().await;
         let (md, tables) = outcome?;
@@ -249,8 +450,18 @@ async fn run(mut suites: Vec<Suite>, o: RunOptions) -> anyhow::Result<()> {
             }
         }
     }
+    let _ = writeln!(
+        summary,
+        "\n- finished: {}; load average at the end: {}; Kubernetes processes on the host at the end: {}",
+        jiff::Zoned::now().strftime("%Y-%m-%d %H:%M:%S %Z"),
+        host::loadavg_text(),
+        host::cluster_state()
+    );
     dir.write("summary.md", &summary)?;
     progress.say(format!("done: {}", dir.file("summary.md").display()));
+    if !deferred.is_empty() {
+        anyhow::bail!("{}", deferred.join("\n"));
+    }
     Ok(())
 }
 

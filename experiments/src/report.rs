@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 use std::fs;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -14,6 +15,16 @@ pub struct RunDir {
 }
 
 impl RunDir {
+    /// An existing results directory (to resume a run in it).
+    pub fn open(path: &Path) -> anyhow::Result<RunDir> {
+        if !path.is_dir() {
+            bail!("{} is not a results directory", path.display());
+        }
+        Ok(RunDir {
+            path: path.to_path_buf(),
+        })
+    }
+
     pub fn create(root: &Path, suite: &str) -> anyhow::Result<RunDir> {
         let stamp = jiff::Zoned::now().strftime("%Y%m%d-%H%M%S").to_string();
         let path = root.join(format!("{stamp}-{suite}"));
@@ -35,21 +46,157 @@ impl RunDir {
     }
 }
 
-pub fn to_csv(header: &[&str], rows: &[Vec<String>]) -> String {
-    let field = |f: &str| {
-        if f.contains([',', '"', '\n']) {
-            format!("\"{}\"", f.replace('"', "\"\""))
-        } else {
-            f.to_string()
-        }
-    };
-    let mut out = header.join(",");
+fn csv_field(f: &str) -> String {
+    if f.contains([',', '"', '\n']) {
+        format!("\"{}\"", f.replace('"', "\"\""))
+    } else {
+        f.to_string()
+    }
+}
+
+/// One CSV line (with its newline).
+pub fn csv_line<S: AsRef<str>>(fields: &[S]) -> String {
+    let mut out = fields
+        .iter()
+        .map(|f| csv_field(f.as_ref()))
+        .collect::<Vec<_>>()
+        .join(",");
     out.push('\n');
+    out
+}
+
+pub fn to_csv(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut out = csv_line(header);
     for r in rows {
-        out.push_str(&r.iter().map(|f| field(f)).collect::<Vec<_>>().join(","));
-        out.push('\n');
+        out.push_str(&csv_line(r));
     }
     out
+}
+
+/// Appends one row to a CSV file, writing `header` first if the file is new or empty, and
+/// refusing a file whose header is another one (an older format). The row is flushed to disk
+/// before this returns: a crash afterwards loses nothing of it.
+pub fn append_csv_row(path: &Path, header: &[&str], row: &[String]) -> anyhow::Result<()> {
+    let existing = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("read {}", path.display())),
+    };
+    let mut text = String::new();
+    if existing.trim().is_empty() {
+        text.push_str(&csv_line(header));
+    } else {
+        let first = existing.lines().next().unwrap_or_default();
+        if first != csv_line(header).trim_end() {
+            bail!(
+                "{} has other columns ({first:?}): an older format; use a new results directory",
+                path.display()
+            );
+        }
+        if !existing.ends_with('\n') {
+            // A row cut short by a crash: end it so the new row starts on its own line (the
+            // reader reports the cut row).
+            text.push('\n');
+        }
+    }
+    text.push_str(&csv_line(row));
+    let mut f = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("open {}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .with_context(|| format!("append to {}", path.display()))?;
+    f.sync_data()
+        .with_context(|| format!("sync {}", path.display()))
+}
+
+/// A parsed CSV file: its header and rows of fields.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CsvTable {
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+    /// Lines whose field count is not the header's (e.g. a row cut short by a crash), with
+    /// their line numbers: left out of `rows`, reported by the readers.
+    pub bad_lines: Vec<(usize, String)>,
+}
+
+impl CsvTable {
+    pub fn col(&self, name: &str) -> Option<usize> {
+        self.header.iter().position(|h| h == name)
+    }
+
+    /// The field `name` of `row` ("" when the column is absent).
+    pub fn get<'a>(&self, row: &'a [String], name: &str) -> &'a str {
+        self.col(name)
+            .and_then(|i| row.get(i))
+            .map_or("", String::as_str)
+    }
+}
+
+/// Parses CSV as `to_csv` writes it (RFC 4180 quoting; `\n` or `\r\n` line ends).
+pub fn parse_csv(text: &str) -> CsvTable {
+    let mut records: Vec<(usize, Vec<String>, String)> = Vec::new();
+    let (mut field, mut fields, mut raw) = (String::new(), Vec::new(), String::new());
+    let (mut quoted, mut line, mut start_line) = (false, 1usize, 1usize);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\n' || quoted {
+            raw.push(c);
+        }
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                raw.push('"');
+                chars.next();
+                field.push('"');
+            }
+            '"' if quoted => quoted = false,
+            '"' if field.is_empty() => quoted = true,
+            ',' if !quoted => fields.push(std::mem::take(&mut field)),
+            '\n' if !quoted => {
+                fields.push(std::mem::take(&mut field));
+                records.push((
+                    start_line,
+                    std::mem::take(&mut fields),
+                    std::mem::take(&mut raw),
+                ));
+                line += 1;
+                start_line = line;
+            }
+            '\n' => {
+                line += 1;
+                field.push(c);
+            }
+            '\r' if !quoted && chars.peek() == Some(&'\n') => {}
+            _ => field.push(c),
+        }
+    }
+    if !field.is_empty() || !fields.is_empty() {
+        fields.push(field);
+        records.push((start_line, fields, raw));
+    }
+    let mut it = records.into_iter();
+    let header = it.next().map(|(_, f, _)| f).unwrap_or_default();
+    let mut table = CsvTable {
+        header,
+        ..CsvTable::default()
+    };
+    for (n, f, raw) in it {
+        if f.len() == 1 && f[0].is_empty() {
+            continue; // an empty line
+        }
+        if f.len() == table.header.len() {
+            table.rows.push(f);
+        } else {
+            table.bad_lines.push((n, raw));
+        }
+    }
+    table
+}
+
+pub fn read_csv(path: &Path) -> anyhow::Result<CsvTable> {
+    let text = fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+    Ok(parse_csv(&text))
 }
 
 /// Replaces the text between `<!-- results:KEY -->` and `<!-- /results:KEY -->`.
@@ -108,7 +255,17 @@ pub fn machine_description(repo: &Path) -> String {
     let _ = writeln!(
         s,
         "- load average at start: {}",
-        sh("cut -d' ' -f1-3 /proc/loadavg")
+        crate::host::loadavg_text()
+    );
+    let cluster = crate::host::cluster_processes();
+    let _ = writeln!(
+        s,
+        "- Kubernetes processes on the host at start: {}",
+        if cluster.is_empty() {
+            "none".to_string()
+        } else {
+            cluster.join(", ")
+        }
     );
     let _ = writeln!(
         s,
@@ -131,21 +288,42 @@ pub fn machine_description(repo: &Path) -> String {
     s
 }
 
-/// Progress on stderr: elapsed time and what runs now.
+/// Progress on stderr (and appended to a log file, if given): elapsed time and what runs now.
 pub struct Progress {
     start: Instant,
+    log: Option<fs::File>,
 }
 
 impl Progress {
     pub fn new() -> Progress {
         Progress {
             start: Instant::now(),
+            log: None,
         }
+    }
+
+    /// Also appends every line, with the wall-clock time, to `path` (a run in the background
+    /// can be followed there; a resumed run appends).
+    pub fn with_log(path: &Path) -> anyhow::Result<Progress> {
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("open {}", path.display()))?;
+        Ok(Progress {
+            start: Instant::now(),
+            log: Some(f),
+        })
     }
 
     pub fn say(&self, msg: impl AsRef<str>) {
         let t = self.start.elapsed().as_secs();
-        eprintln!("[{:>2}:{:02}] {}", t / 60, t % 60, msg.as_ref());
+        let line = format!("[{:>2}:{:02}] {}", t / 60, t % 60, msg.as_ref());
+        eprintln!("{line}");
+        if let Some(mut f) = self.log.as_ref() {
+            let now = jiff::Zoned::now().strftime("%Y-%m-%d %H:%M:%S").to_string();
+            let _ = writeln!(f, "{now} {line}");
+        }
     }
 }
 
@@ -153,6 +331,176 @@ impl Default for Progress {
     fn default() -> Self {
         Progress::new()
     }
+}
+
+/// What `<dir>` holds for a suite.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Detected {
+    /// Results in the format the suite's report reads.
+    Current,
+    /// Results the report cannot pool, and why.
+    Unusable(String),
+    /// No results of this suite.
+    Absent,
+}
+
+/// The tables of one suite, regenerated from data.
+pub struct SuiteTables {
+    /// The full section (tables, method, exclusions, sessions): `<out>/<key>.md`.
+    pub section: String,
+    /// What goes between the README markers.
+    pub readme: String,
+    /// Preconditions of the scenario that do not hold (empty: all hold).
+    pub failures: Vec<String>,
+}
+
+/// A suite whose tables `experiments report` regenerates from its CSVs. E1 implements it;
+/// E0 and E2 plug in by implementing it and being added to `main.rs`'s list.
+pub trait SuiteReport {
+    /// The README block (`<!-- results:KEY -->`) and the suite's name on the command line.
+    fn key(&self) -> &'static str;
+    fn detect(&self, dir: &Path) -> Detected;
+    /// Pools the directories' runs, checks the preconditions, writes plots into `out` (links
+    /// in the Markdown are relative to `link_base`) and renders the tables.
+    fn report(
+        &self,
+        dirs: &[PathBuf],
+        out: &Path,
+        link_base: &Path,
+        opts: &ReportOptions,
+    ) -> anyhow::Result<SuiteTables>;
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ReportOptions {
+    /// Runs each point needs after exclusions (None: the suite's default).
+    pub min_runs: Option<u32>,
+}
+
+/// Whether a results directory is a `--quick` one (smoke-test numbers, never pooled unasked).
+pub fn is_quick_dir(dir: &Path) -> bool {
+    dir.file_name()
+        .is_some_and(|n| n.to_string_lossy().ends_with("-quick"))
+}
+
+/// `experiments report`: for each suite, the directories to pool (those given, or every
+/// non-quick directory under `results_root` holding the suite's results), the tables and
+/// plots (into `out`, default `<results_root>/pooled`; each section also printed), the
+/// preconditions (any failing: an error, and the README is left alone), then the README
+/// block. Returns the sections.
+pub fn report_command(
+    suites: &[&dyn SuiteReport],
+    dirs: &[PathBuf],
+    results_root: &Path,
+    out: Option<&Path>,
+    readme: Option<&Path>,
+    opts: &ReportOptions,
+) -> anyhow::Result<String> {
+    let mut errors = Vec::new();
+    let mut all = String::new();
+    let explicit = !dirs.is_empty();
+    let candidates: Vec<PathBuf> = if explicit {
+        dirs.to_vec()
+    } else {
+        let mut v: Vec<PathBuf> = fs::read_dir(results_root)
+            .with_context(|| format!("read {}", results_root.display()))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        v.sort();
+        v
+    };
+    for suite in suites {
+        let key = suite.key();
+        let mut use_dirs = Vec::new();
+        for d in &candidates {
+            match suite.detect(d) {
+                Detected::Current if !explicit && is_quick_dir(d) => eprintln!(
+                    "{key}: not pooled: {} (--quick results are never pooled unless named)",
+                    d.display()
+                ),
+                Detected::Current => use_dirs.push(d.clone()),
+                Detected::Unusable(why) if explicit => {
+                    errors.push(format!("{key}: {}: {why}", d.display()))
+                }
+                Detected::Unusable(why) => {
+                    eprintln!("{key}: not pooled: {}: {why}", d.display())
+                }
+                Detected::Absent if explicit && suites.len() == 1 => {
+                    errors.push(format!("{key}: {} has no {key} results", d.display()))
+                }
+                Detected::Absent => {}
+            }
+        }
+        if use_dirs.is_empty() {
+            errors.push(format!(
+                "{key}: no results to report (looked in {})",
+                if explicit {
+                    "the directories given".to_string()
+                } else {
+                    results_root.display().to_string()
+                }
+            ));
+            continue;
+        }
+        let quick = use_dirs.iter().any(|d| is_quick_dir(d));
+        let out_dir = match (out, quick) {
+            (Some(o), _) => o.to_path_buf(),
+            (None, true) => use_dirs[0].clone(),
+            (None, false) => results_root.join("pooled"),
+        };
+        fs::create_dir_all(&out_dir).with_context(|| format!("mkdir {}", out_dir.display()))?;
+        let link_base = readme
+            .and_then(Path::parent)
+            .map_or_else(|| out_dir.clone(), Path::to_path_buf);
+        let tables = suite.report(&use_dirs, &out_dir, &link_base, opts)?;
+        let md_path = out_dir.join(format!("{key}.md"));
+        fs::write(&md_path, &tables.section)
+            .with_context(|| format!("write {}", md_path.display()))?;
+        eprintln!("{key}: wrote {}", md_path.display());
+        // The tables are shown even when a precondition fails below.
+        println!("{}", tables.section);
+        all.push_str(&tables.section);
+        if !tables.failures.is_empty() {
+            for f in &tables.failures {
+                eprintln!("{key}: PRECONDITION FAILED: {f}");
+            }
+            errors.push(format!(
+                "{key}: {} precondition(s) do not hold (listed above){}",
+                tables.failures.len(),
+                if readme.is_some() {
+                    "; README not rewritten"
+                } else {
+                    ""
+                }
+            ));
+            continue;
+        }
+        if let Some(readme) = readme {
+            if quick {
+                errors.push(format!(
+                    "{key}: --quick results are not written into the README"
+                ));
+            } else {
+                update_readme(readme, key, &tables.readme)?;
+                eprintln!("{key}: rewrote its block in {}", readme.display());
+            }
+        }
+    }
+    if !errors.is_empty() {
+        bail!("{}", errors.join("\n"));
+    }
+    Ok(all)
+}
+
+/// A path as a Markdown link from `base` (relative when below it).
+pub fn link_from(base: &Path, target: &Path) -> String {
+    target
+        .strip_prefix(base)
+        .unwrap_or(target)
+        .display()
+        .to_string()
 }
 
 /// Formats an optional number with `digits` decimals ("–" when absent).
@@ -177,6 +525,45 @@ mod tests {
             ],
         );
         assert_eq!(s, "a,b\n1,\"x,y\"\n\"say \"\"hi\"\"\",2\n");
+    }
+
+    #[test]
+    fn csv_round_trips_and_reports_cut_rows() {
+        let text = to_csv(
+            &["a", "b", "c"],
+            &[
+                vec!["1".into(), "x,y".into(), "say \"hi\"".into()],
+                vec!["2".into(), "two\nlines".into(), "".into()],
+            ],
+        );
+        let t = parse_csv(&(text.clone() + "3,cut"));
+        assert_eq!(t.header, ["a", "b", "c"]);
+        assert_eq!(t.rows.len(), 2);
+        assert_eq!(t.rows[0], ["1", "x,y", "say \"hi\""]);
+        assert_eq!(t.rows[1], ["2", "two\nlines", ""]);
+        assert_eq!(t.get(&t.rows[0], "b"), "x,y");
+        assert_eq!(t.get(&t.rows[0], "zz"), "");
+        assert_eq!(t.bad_lines, vec![(5, "3,cut".to_string())]);
+        assert_eq!(parse_csv("a,b\r\n1,2\r\n").rows, vec![vec!["1", "2"]]);
+    }
+
+    #[test]
+    fn appends_rows_and_refuses_another_format() {
+        let dir = std::env::temp_dir().join(format!("bsc-report-test-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("mkdir");
+        let p = dir.join("x.csv");
+        append_csv_row(&p, &["a", "b"], &["1".into(), "2".into()]).expect("first");
+        append_csv_row(&p, &["a", "b"], &["3".into(), "4".into()]).expect("second");
+        assert_eq!(fs::read_to_string(&p).expect("read"), "a,b\n1,2\n3,4\n");
+        // A row cut by a crash: the next row starts on a new line; the reader reports it.
+        fs::write(&p, "a,b\n1,2\n3").expect("write");
+        append_csv_row(&p, &["a", "b"], &["5".into(), "6".into()]).expect("after a cut row");
+        let t = read_csv(&p).expect("read");
+        assert_eq!(t.rows, vec![vec!["1", "2"], vec!["5", "6"]]);
+        assert_eq!(t.bad_lines.len(), 1);
+        assert!(append_csv_row(&p, &["a", "c"], &["1".into(), "2".into()]).is_err());
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
