@@ -4,11 +4,11 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-use crate::api::BurstScaler;
+use crate::api::{BurstScaler, BurstScalerNode};
 
 /// Every CRD of the project.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![BurstScaler::crd()]
+    vec![BurstScaler::crd(), BurstScalerNode::crd()]
 }
 
 /// All CRDs as one multi-document YAML stream, exactly as committed under `crds/`.

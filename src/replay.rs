@@ -236,7 +236,11 @@ pub fn replay(trace: &Trace, verbose: bool) -> Result<Vec<ReplayEvent>, ReplayEr
                 .transpose()?;
             containers.push(ContainerInput {
                 name: c.name.clone(),
-                current: CpuResources { request, limit },
+                current: CpuResources {
+                    request,
+                    limit,
+                    weight: None,
+                },
                 original: None,
                 samples: vec![],
                 recommendation: None,
@@ -331,10 +335,7 @@ pub fn replay(trace: &Trace, verbose: bool) -> Result<Vec<ReplayEvent>, ReplayEr
             };
             let c = &mut sim.input.containers[ci];
             let usage = MilliCpu(s.millicores).min(c.current.limit.unwrap_or(MilliCpu(u64::MAX)));
-            c.samples.push(Sample {
-                time: at(s.t),
-                usage,
-            });
+            c.samples.push(Sample::usage(at(s.t), usage));
             if c.samples.len() > WINDOW {
                 c.samples.remove(0);
             }
@@ -348,6 +349,7 @@ pub fn replay(trace: &Trace, verbose: bool) -> Result<Vec<ReplayEvent>, ReplayEr
         }
         let node = NodeInput {
             name: trace.node.name.clone(),
+            actuator: engine::Actuator::InPlaceResize,
             allocatable,
             reserve,
             pods: governed.iter().map(|p| p.input.clone()).collect(),

@@ -48,8 +48,13 @@ fn committed_crd_matches_the_rust_types() {
 fn committed_crd_is_a_valid_crd_document() {
     let docs: Vec<Value> =
         serde_saphyr::from_multiple(&read(&repo("crds/burstscaler.yaml"))).expect("yaml");
-    assert_eq!(docs.len(), 1);
-    assert_eq!(docs[0]["kind"], "CustomResourceDefinition");
+    assert_eq!(docs.len(), 2);
+    assert!(docs.iter().all(|d| d["kind"] == "CustomResourceDefinition"));
+    assert_eq!(
+        docs[1]["metadata"]["name"],
+        "burstscalernodes.burstscaler.dev"
+    );
+    assert_eq!(docs[1]["spec"]["scope"], "Cluster");
     assert_eq!(docs[0]["metadata"]["name"], "burstscalers.burstscaler.dev");
     let v = &docs[0]["spec"]["versions"][0];
     assert_eq!(v["name"], "v1alpha1");

@@ -5,6 +5,7 @@
 //! are throttled when they would starve the latency-sensitive ones), CPU bounds, rates and a
 //! mode. Field documentation here becomes the CRD's `description`s and the README's reference.
 
+mod node;
 pub mod rules;
 mod validate;
 
@@ -13,6 +14,10 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use node::{
+    AgentDecision, AgentInfo, BurstScalerNode, BurstScalerNodeSpec, BurstScalerNodeStatus,
+    GovernedContainer, GovernedPod, agent_lease_name,
+};
 pub use validate::{FieldError, ValidatedSpec, parse, parse_and_validate, validate};
 
 use crate::quantity::CpuQuantity;

@@ -60,6 +60,7 @@ impl From<OriginalCpu> for CpuResources {
         CpuResources {
             request: o.request.map(MilliCpu),
             limit: o.limit.map(MilliCpu),
+            weight: None,
         }
     }
 }
@@ -226,6 +227,7 @@ pub fn build(
             name.clone(),
             NodeInput {
                 name,
+                actuator: crate::engine::Actuator::InPlaceResize,
                 allocatable,
                 reserve,
                 pods: vec![],
@@ -295,6 +297,7 @@ pub fn container_cpu(pod: &Pod) -> Result<Vec<(String, CpuResources)>, String> {
             CpuResources {
                 request: get(r.and_then(|r| r.requests.as_ref()), "request")?,
                 limit: get(r.and_then(|r| r.limits.as_ref()), "limit")?,
+                weight: None,
             },
         ));
     }

@@ -43,7 +43,7 @@ impl UsageBook {
         if e.samples.last().is_some_and(|s| s.time >= time) {
             return;
         }
-        e.samples.push(Sample { time, usage });
+        e.samples.push(Sample::usage(time, usage));
         if e.samples.len() > WINDOW {
             let extra = e.samples.len() - WINDOW;
             e.samples.drain(..extra);

@@ -802,6 +802,7 @@ fn change(
         to: CpuResources {
             request,
             limit: Some(new_limit),
+            weight: c.input.current.weight,
         },
     }
 }

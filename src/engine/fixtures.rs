@@ -57,11 +57,12 @@ pub fn series(end: Timestamp, interval: i64, usage: &[u64]) -> Vec<Sample> {
     usage
         .iter()
         .enumerate()
-        .map(|(i, u)| Sample {
-            time: end
-                .saturating_sub(SignedDuration::from_secs(interval * (n - 1 - i as i64)))
-                .unwrap_or(end),
-            usage: MilliCpu(*u),
+        .map(|(i, u)| {
+            Sample::usage(
+                end.saturating_sub(SignedDuration::from_secs(interval * (n - 1 - i as i64)))
+                    .unwrap_or(end),
+                MilliCpu(*u),
+            )
         })
         .collect()
 }
@@ -99,6 +100,7 @@ pub fn pod(
 pub fn node(allocatable: u64, pods: Vec<PodInput>) -> NodeInput {
     NodeInput {
         name: "node-1".to_string(),
+        actuator: Actuator::InPlaceResize,
         allocatable: MilliCpu(allocatable),
         reserve: MilliCpu(100),
         pods,
@@ -139,10 +141,10 @@ pub fn observe(
     for p in &mut node.pods {
         for c in &mut p.containers {
             let limit = c.current.limit.map_or(u64::MAX, |l| l.0);
-            c.samples.push(Sample {
-                time: now,
-                usage: MilliCpu(usage(&p.name, &c.name).min(limit)),
-            });
+            c.samples.push(Sample::usage(
+                now,
+                MilliCpu(usage(&p.name, &c.name).min(limit)),
+            ));
             if c.samples.len() > window {
                 let extra = c.samples.len() - window;
                 c.samples.drain(..extra);

@@ -39,10 +39,27 @@ impl EngineConfig {
     }
 }
 
+/// What the actuator that will carry out the decisions on this node can do. The engine decides
+/// the same way for both; this only says which outputs can take effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Actuator {
+    /// The `pods/resize` subresource (Kubernetes ≥ 1.33): changes the pod spec. The only share
+    /// lever is the request (a decided `weight` is written as the request); a limit cannot be
+    /// added to a container whose spec has none.
+    #[default]
+    InPlaceResize,
+    /// The node agent: writes the pod's cgroups (`cpu.cfs_quota_us`/`cpu.shares` on v1,
+    /// `cpu.max`/`cpu.weight` on v2) and never the spec. Weight and limit are independent, and
+    /// a quota can be imposed on a container whose spec has no limit.
+    NodeAgent,
+}
+
 /// One node and everything on it that uses CPU.
 #[derive(Debug, Clone)]
 pub struct NodeInput {
     pub name: String,
+    /// Who will carry out the decisions (see [`Actuator`]).
+    pub actuator: Actuator,
     /// The node's allocatable CPU.
     pub allocatable: MilliCpu,
     /// CPU never handed out by the engine (system daemons, headroom).
@@ -94,27 +111,119 @@ pub enum ResizeState {
     Infeasible,
 }
 
-/// A container's CPU request and limit.
+/// A container's CPU: request, limit and the weight it gets under contention.
+///
+/// As an input, what is *in force* (the pod spec on the resize path; the cgroups on the node
+/// agent's path, where the spec stays as it was); as an output, what to put in force.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct CpuResources {
+    /// The CPU request (what the scheduler reserved).
     pub request: Option<MilliCpu>,
+    /// The CPU limit (CFS quota); `None` = unlimited.
     pub limit: Option<MilliCpu>,
+    /// The container's CPU weight under contention, in millicores of request-equivalent (the
+    /// kubelet gives a request of `r` millicores `cpu.shares = r × 1024 / 1000`, and
+    /// `cpu.weight` from that). `None`: follows `request`, as the kubelet sets it. The node
+    /// agent writes it as `cpu.shares`/`cpu.weight` without touching the spec; the resize path
+    /// writes `max(request, weight)` as the request (the only share lever of the API).
+    pub weight: Option<MilliCpu>,
 }
 
 impl CpuResources {
+    /// Request and limit, weight following the request.
     pub fn new(request: u64, limit: u64) -> Self {
         CpuResources {
             request: Some(MilliCpu(request)),
             limit: Some(MilliCpu(limit)),
+            weight: None,
+        }
+    }
+
+    /// The weight in force: `weight`, else the request, else none (the kernel's minimum).
+    pub fn effective_weight(&self) -> Option<MilliCpu> {
+        self.weight.or(self.request)
+    }
+}
+
+/// A share of an interval, in thousandths (0–1000): the unit of every node signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Permille(pub u16);
+
+impl Permille {
+    pub const ZERO: Permille = Permille(0);
+    pub const ALL: Permille = Permille(1000);
+
+    /// From a fraction (0.0–1.0; clamped, NaN = 0), rounded to the nearest thousandth.
+    pub fn from_fraction(f: f64) -> Permille {
+        if f.is_nan() {
+            return Permille::ZERO;
+        }
+        Permille((f.clamp(0.0, 1.0) * 1000.0).round() as u16)
+    }
+
+    /// `part ÷ whole`, clamped to 1000 (0 for an empty `whole`).
+    pub fn ratio(part: u64, whole: u64) -> Permille {
+        if whole == 0 {
+            return Permille::ZERO;
+        }
+        let p = (u128::from(part) * 1000 + u128::from(whole) / 2) / u128::from(whole);
+        Permille(u16::try_from(p.min(1000)).unwrap_or(1000))
+    }
+
+    /// In percent, rounded (for reasons).
+    pub fn percent(self) -> u16 {
+        (self.0 + 5) / 10
+    }
+}
+
+impl std::fmt::Display for Permille {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_multiple_of(10) {
+            write!(f, "{}%", self.0 / 10)
+        } else {
+            write!(f, "{}.{}%", self.0 / 10, self.0 % 10)
         }
     }
 }
 
-/// One usage sample.
+/// What the kernel did to a container over one sample's interval, from a source that reads the
+/// node (the node agent, every ~1 s). The metrics.k8s.io path has none.
+///
+/// Every source produces the same units: shares of the interval in [`Permille`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NodeSignals {
+    /// Wall time the signals cover (since the source's previous reading of this container).
+    pub interval: Duration,
+    /// Share of the container's CFS periods (of those in which it ran) in which it used up its
+    /// quota: `nr_throttled ÷ nr_periods` over the interval. `None` when it has no quota or no
+    /// period elapsed.
+    pub throttled: Option<Permille>,
+    /// CPU pressure: the share of wall time in which at least one runnable task of the
+    /// container was waiting for a CPU — PSI `some` (`cpu.pressure` `total` over the interval
+    /// ÷ the interval). This includes time throttled by a quota (a throttled task is runnable).
+    /// Sources without PSI give the per-thread run-queue wait (`/proc/<tid>/schedstat`) summed
+    /// over threads ÷ wall time, capped at 1000 ‰ (an upper bound of `some`). `None`: unknown.
+    pub pressure: Option<Permille>,
+}
+
+/// One usage sample: mean usage over the interval ending at `time`, and, from node sources,
+/// what the kernel did to the container over it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sample {
     pub time: Timestamp,
     pub usage: MilliCpu,
+    pub signals: Option<NodeSignals>,
+}
+
+impl Sample {
+    /// A usage-only sample (what metrics.k8s.io gives).
+    pub fn usage(time: Timestamp, usage: MilliCpu) -> Sample {
+        Sample {
+            time,
+            usage,
+            signals: None,
+        }
+    }
 }
 
 /// The steady-state recommendation for a container (from [`super::Histogram::recommend`]).

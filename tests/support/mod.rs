@@ -172,43 +172,46 @@ pub fn burner(
     })
 }
 
-/// Installs (or updates) the CRD from the Rust types and waits until it is served.
+/// Installs (or updates) every CRD of the project from the Rust types and waits until each is
+/// served.
 pub async fn install_crd(client: &kube::Client) {
-    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(client.clone());
-    let crd = burst_scaler::crdgen::crds().remove(0);
-    let name = "burstscalers.burstscaler.dev";
-    // Tests run in parallel and all install it: create, or replace the current version,
-    // retrying when another test got there first.
-    for attempt in 0.. {
-        let result = match crds.get_opt(name).await.expect("get crd") {
-            None => crds.create(&PostParams::default(), &crd).await,
-            Some(old) => {
-                let mut crd = crd.clone();
-                crd.metadata.resource_version = old.metadata.resource_version;
-                crds.replace(name, &PostParams::default(), &crd).await
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in burst_scaler::crdgen::crds() {
+        let name = crd.metadata.name.clone().expect("a CRD has a name");
+        // Tests run in parallel and all install them: create, or replace the current version,
+        // retrying when another test got there first.
+        for attempt in 0.. {
+            let result = match crds.get_opt(&name).await.expect("get crd") {
+                None => crds.create(&PostParams::default(), &crd).await,
+                Some(old) => {
+                    let mut crd = crd.clone();
+                    crd.metadata.resource_version = old.metadata.resource_version;
+                    crds.replace(&name, &PostParams::default(), &crd).await
+                }
+            };
+            match result {
+                Ok(_) => break,
+                Err(kube::Error::Api(s)) if (s.code == 409 || s.code == 404) && attempt < 10 => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("install crd {name}: {e}"),
             }
-        };
-        match result {
-            Ok(_) => break,
-            Err(kube::Error::Api(s)) if s.code == 409 && attempt < 10 => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => panic!("install crd: {e}"),
         }
+        wait_for(
+            &crds,
+            &name,
+            30,
+            "the CRD to be established",
+            |o: Option<&CustomResourceDefinition>| {
+                o.and_then(|c| c.status.as_ref())
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|cs| {
+                        cs.iter()
+                            .any(|c| c.type_ == "Established" && c.status == "True")
+                    })
+            },
+        )
+        .await;
     }
-    wait_for(
-        &crds,
-        name,
-        30,
-        "the CRD to be established",
-        |o: Option<&k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>| {
-            o.and_then(|c| c.status.as_ref())
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|cs| {
-                    cs.iter()
-                        .any(|c| c.type_ == "Established" && c.status == "True")
-                })
-        },
-    )
-    .await;
 }
