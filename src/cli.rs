@@ -26,6 +26,8 @@ pub enum Command {
     Crd,
     /// Run the operator.
     Controller(ControllerArgs),
+    /// Run the node agent: govern this node's pods through their cgroups (a DaemonSet).
+    Agent(AgentArgs),
     /// Feed a recorded usage trace through the decision engine and print the decisions.
     Replay(ReplayArgs),
 }
@@ -72,6 +74,76 @@ pub struct ControllerArgs {
     /// Address of the HTTP server for /metrics, /livez and /readyz.
     #[arg(long, env = "BURST_SCALER_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct AgentArgs {
+    /// The node this agent governs (the chart sets it from `spec.nodeName`).
+    #[arg(long, env = "BURST_SCALER_NODE_NAME")]
+    pub node_name: String,
+    /// How often to read the cgroups, decide and act.
+    #[arg(long, env = "BURST_SCALER_INTERVAL", value_parser = parse_duration, default_value = "1s")]
+    pub interval: Duration,
+    /// CPU kept free on the node, never handed out (millicores or cores).
+    #[arg(long, env = "BURST_SCALER_NODE_RESERVE", default_value = "100m")]
+    pub node_reserve: String,
+    /// Where the host's cgroup hierarchies are mounted in the agent's container.
+    #[arg(
+        long,
+        env = "BURST_SCALER_CGROUP_ROOT",
+        default_value = "/sys/fs/cgroup"
+    )]
+    pub cgroup_root: PathBuf,
+    /// The kubelet's cgroup driver (`auto`: from the cgroups the kubelet created).
+    #[arg(long, env = "BURST_SCALER_CGROUP_DRIVER", value_enum, default_value_t = CgroupDriverArg::Auto)]
+    pub cgroup_driver: CgroupDriverArg,
+    /// Directory on the host (a hostPath) for the agent's journal of what it changed, so that
+    /// every change can be undone after a crash, even without the API server.
+    #[arg(
+        long,
+        env = "BURST_SCALER_STATE_DIR",
+        default_value = "/var/lib/burst-scaler/agent"
+    )]
+    pub state_dir: PathBuf,
+    /// The kubelet's CPU manager checkpoint (containers pinned to exclusive CPUs are left
+    /// alone). A missing file means no pinned containers.
+    #[arg(
+        long,
+        env = "BURST_SCALER_CPU_MANAGER_STATE",
+        default_value = "/var/lib/kubelet/cpu_manager_state"
+    )]
+    pub cpu_manager_state: PathBuf,
+    /// The host's /proc, for the run-queue-wait fallback where PSI is unavailable (needs
+    /// hostPID). Unset: no fallback (CPU pressure unknown without PSI).
+    #[arg(long, env = "BURST_SCALER_PROC_ROOT")]
+    pub proc_root: Option<PathBuf>,
+    /// Namespace of the agent's per-node Lease (default: the pod's namespace, else `default`).
+    #[arg(long, env = "BURST_SCALER_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// How long a Lease hold lasts without renewal. Also how long the agent keeps its changes
+    /// when it cannot reach the API server: after that it restores every pod's spec values.
+    #[arg(long, env = "BURST_SCALER_LEASE_DURATION", value_parser = parse_duration, default_value = "15s")]
+    pub lease_duration: Duration,
+    /// Least time between two writes of the node's BurstScalerNode object (changes are
+    /// coalesced; nothing is written while nothing changes).
+    #[arg(long, env = "BURST_SCALER_STATUS_INTERVAL", value_parser = parse_duration, default_value = "5s")]
+    pub status_interval: Duration,
+    /// Least time between two Events of the same action for one pod.
+    #[arg(long, env = "BURST_SCALER_EVENT_INTERVAL", value_parser = parse_duration, default_value = "30s")]
+    pub event_interval: Duration,
+    /// Decide and report, but never write a cgroup (as if every BurstScaler were in Recommend).
+    #[arg(long, env = "BURST_SCALER_DRY_RUN")]
+    pub dry_run: bool,
+    /// Address of the HTTP server for /metrics, /livez and /readyz.
+    #[arg(long, env = "BURST_SCALER_LISTEN", default_value = "0.0.0.0:8081")]
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CgroupDriverArg {
+    Auto,
+    Cgroupfs,
+    Systemd,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -19,6 +19,10 @@ async fn main() -> anyhow::Result<()> {
             burst_scaler::telemetry::init(&cli.log)?;
             burst_scaler::controller::run(args).await
         }
+        Command::Agent(args) => {
+            burst_scaler::telemetry::init(&cli.log)?;
+            burst_scaler::agent::run(args).await
+        }
         Command::Replay(args) => {
             let out = burst_scaler::replay::run_file(&args)?;
             std::io::stdout().write_all(out.as_bytes())?;

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
+use burst_scaler::agent::rbac as agent_rbac;
 use burst_scaler::controller::rbac::{CLUSTER_RULES, LEASE_RULES};
 use serde_json::Value;
 
@@ -25,11 +26,14 @@ fn grants(rules: &[(&str, &str, &[&str])]) -> Grants {
         .collect()
 }
 
-/// The rules of every Role/ClusterRole in the chart's rbac.yaml (rules are plain YAML there;
-/// template lines are metadata only and are dropped before parsing).
+/// The rules of every Role/ClusterRole in one of the chart's RBAC templates (rules are plain
+/// YAML there; template lines are metadata only and are dropped before parsing).
 fn chart_rules(kind: &str) -> Grants {
-    let text =
-        std::fs::read_to_string(Path::new(CHART).join("templates/rbac.yaml")).expect("rbac.yaml");
+    template_rules("templates/rbac.yaml", kind)
+}
+
+fn template_rules(file: &str, kind: &str) -> Grants {
+    let text = std::fs::read_to_string(Path::new(CHART).join(file)).expect("rbac template");
     let mut out = Grants::new();
     for doc in text.split("\n---") {
         let plain: String = doc
@@ -37,6 +41,9 @@ fn chart_rules(kind: &str) -> Grants {
             .filter(|l| !l.contains("{{"))
             .map(|l| format!("{l}\n"))
             .collect();
+        if plain.trim().is_empty() {
+            continue;
+        }
         let v: Value = serde_saphyr::from_str(&plain).expect("rbac yaml");
         if v["kind"] != kind {
             continue;
@@ -73,6 +80,23 @@ fn chart_rbac_grants_exactly_the_calls_the_controller_makes() {
             .iter()
             .any(|(_, r, _)| r == "secrets")
     );
+}
+
+#[test]
+fn chart_rbac_grants_the_agent_exactly_its_calls_and_no_pod_writes() {
+    let cluster = template_rules("templates/agent-rbac.yaml", "ClusterRole");
+    assert_eq!(cluster, grants(agent_rbac::CLUSTER_RULES));
+    assert_eq!(
+        template_rules("templates/agent-rbac.yaml", "Role"),
+        grants(agent_rbac::LEASE_RULES)
+    );
+    for (g, r, v) in &cluster {
+        assert!(
+            !(g.is_empty() && r.starts_with("pods") && v != "get" && v != "list" && v != "watch"),
+            "the agent must not write pods: {g}/{r} {v}"
+        );
+        assert_ne!(r, "secrets");
+    }
 }
 
 fn helm(args: &[&str]) -> (bool, String) {

@@ -84,7 +84,7 @@ pub struct AgentInfo {
 }
 
 /// One governed pod.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GovernedPod {
     pub namespace: String,
@@ -93,8 +93,8 @@ pub struct GovernedPod {
     pub uid: String,
     /// The BurstScaler governing it (same namespace).
     pub burst_scaler: String,
-    pub role: Option<Role>,
-    pub mode: Option<Mode>,
+    pub role: Role,
+    pub mode: Mode,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub containers: Vec<GovernedContainer>,
     /// The last decision that changed (or, in `Recommend`, would have changed) this pod.

@@ -81,7 +81,7 @@ mod write;
 pub mod parse;
 
 #[cfg(test)]
-mod fixture;
+pub(crate) mod fixture;
 
 pub use convert::{
     DEFAULT_PERIOD_US, MAX_SHARES, MAX_WEIGHT, MIN_QUOTA_US, MIN_SHARES, MIN_WEIGHT, Quota,

@@ -1,0 +1,366 @@
+//! The node agent on the real local cluster, installed by the Helm chart: it changes the real
+//! cgroups of real pods to what the engine decided, reports it (BurstScalerNode, Events,
+//! metrics, BurstScaler status), and every change is undone by each exit — BurstScaler
+//! deleted, agent killed with SIGKILL and restarted, `helm uninstall` — and a throttled pod's
+//! container killed mid-throttle restarts normally.
+//!
+//! One agent per node: these scenarios run one after another in a single test (two agent
+//! releases on one node would be two deciders), each asserting exact cgroup values read from
+//! the host.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use burst_scaler::api::{BurstScaler, BurstScalerNode};
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::DeleteParams;
+use kube::runtime::wait::conditions::is_pod_running;
+use serde_json::{Value, json};
+use support::*;
+
+const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/burst-scaler");
+const NODE: &str = "localhost";
+
+fn helm(args: &[&str]) -> (bool, String) {
+    let out = Command::new("helm")
+        .args(args)
+        .output()
+        .expect("helm on PATH");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// A pod's cgroups on this host (cgroup v1, cgroupfs driver, containerd).
+struct Cgroups {
+    pod: PathBuf,
+    container: PathBuf,
+}
+
+impl Cgroups {
+    fn read(dir: &std::path::Path, file: &str) -> String {
+        std::fs::read_to_string(dir.join(file))
+            .unwrap_or_else(|e| panic!("{}/{file}: {e}", dir.display()))
+            .trim()
+            .to_string()
+    }
+    fn quota(&self) -> String {
+        Self::read(&self.container, "cpu.cfs_quota_us")
+    }
+    fn shares(&self) -> String {
+        Self::read(&self.container, "cpu.shares")
+    }
+    fn pod_quota(&self) -> String {
+        Self::read(&self.pod, "cpu.cfs_quota_us")
+    }
+    fn pod_shares(&self) -> String {
+        Self::read(&self.pod, "cpu.shares")
+    }
+}
+
+async fn cgroups(pods: &Api<Pod>, name: &str) -> Cgroups {
+    let pod = wait_for(pods, name, 120, "the pod to run", is_pod_running()).await;
+    let uid = pod.metadata.uid.clone().expect("uid");
+    let qos = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.qos_class.clone())
+        .unwrap_or_default();
+    let cid = pod
+        .status
+        .and_then(|s| s.container_statuses)
+        .and_then(|cs| cs.into_iter().next())
+        .and_then(|c| c.container_id)
+        .expect("container id");
+    let tier = match qos.as_str() {
+        "Guaranteed" => String::new(),
+        other => format!("{}/", other.to_lowercase()),
+    };
+    let pod_dir = PathBuf::from(format!("/sys/fs/cgroup/cpu/kubepods/{tier}pod{uid}"));
+    Cgroups {
+        container: pod_dir.join(cid.trim_start_matches("containerd://")),
+        pod: pod_dir,
+    }
+}
+
+/// A busybox pod burning `threads` CPU-bound loops (bounded: 15 minutes).
+fn burner_pod(name: &str, app: &str, threads: u32, request: &str, limit: Option<&str>) -> Value {
+    let mut resources = json!({"requests": {"cpu": request}});
+    if let Some(l) = limit {
+        resources["limits"] = json!({"cpu": l});
+    }
+    let loops: Vec<String> = (0..threads)
+        .map(|_| "(while [ $(date +%s) -lt $end ]; do :; done) &".to_string())
+        .collect();
+    json!({
+        "metadata": {"name": name, "labels": {"app": app}},
+        "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{
+                "name": "burn",
+                "image": BUSYBOX,
+                "imagePullPolicy": "Never",
+                "command": ["sh", "-c", format!("end=$(( $(date +%s) + 900 )); {} wait", loops.join(" "))],
+                "resources": resources
+            }]
+        }
+    })
+}
+
+fn scaler(name: &str, app: &str, spec: Value) -> Value {
+    let mut s = json!({"selector": {"matchLabels": {"app": app}}, "mode": "Auto"});
+    if let (Some(s), Some(extra)) = (s.as_object_mut(), spec.as_object()) {
+        for (k, v) in extra {
+            s.insert(k.clone(), v.clone());
+        }
+    }
+    json!({"apiVersion": "burstscaler.dev/v1alpha1", "kind": "BurstScaler",
+           "metadata": {"name": name}, "spec": s})
+}
+
+/// Waits until `f` holds for the pod's cgroups, failing with what they held last.
+async fn until(secs: u64, what: &str, cg: &Cgroups, f: impl Fn(&Cgroups) -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if f(cg) {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!(
+                "timed out after {secs}s waiting for {what}: container quota {} shares {}, pod quota {} shares {}",
+                cg.quota(),
+                cg.shares(),
+                cg.pod_quota(),
+                cg.pod_shares()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn agent_pids() -> Vec<String> {
+    let out = Command::new("pgrep")
+        .args(["-f", "^/burst-scaler agent"])
+        .output()
+        .expect("pgrep");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster, root and the controller image (tests/run builds both)"]
+async fn the_agent_changes_real_cgroups_and_every_exit_restores_them() {
+    let ns = TestNs::new("agent").await;
+    install_crd(&ns.client).await;
+    let release = format!("bsa-{}", &ns.name[ns.name.len() - 4..]);
+    let install = |extra: &[&str]| {
+        let mut args = vec![
+            "upgrade",
+            "--install",
+            "--skip-crds",
+            release.as_str(),
+            CHART,
+            "--namespace",
+            ns.name.as_str(),
+            "-f",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/charts/burst-scaler/ci/local-cluster-values.yaml"
+            ),
+            "--wait",
+            "--timeout",
+            "180s",
+        ];
+        args.extend_from_slice(extra);
+        helm(&args)
+    };
+    let watch_ns = format!("controller.watchNamespaces={{{}}}", ns.name);
+    let (ok, out) = install(&["--set", &watch_ns]);
+    assert!(ok, "helm install: {out}");
+
+    let pods: Api<Pod> = ns.api();
+    let scalers: Api<BurstScaler> = ns.api();
+
+    // --- 1. A throttled latency-sensitive pod's quota is raised (to spec.cpu.max exactly).
+    ns.create::<Pod>(burner_pod("web", "web", 1, "100m", Some("300m")))
+        .await;
+    let web = cgroups(&pods, "web").await;
+    assert_eq!(
+        web.quota(),
+        "30000",
+        "the spec's limit before the agent acts"
+    );
+    ns.create::<BurstScaler>(scaler(
+        "web",
+        "web",
+        json!({"role": "LatencySensitive", "cpu": {"min": "100m", "max": "800m"}}),
+    ))
+    .await;
+    until(60, "the web quota raised to cpu.max (800m)", &web, |c| {
+        c.quota() == "80000"
+    })
+    .await;
+    assert_eq!(
+        web.pod_quota(),
+        "80000",
+        "the pod level was raised first, to what its container needs"
+    );
+    // The node's BurstScalerNode says so.
+    let nodes: Api<BurstScalerNode> = Api::all(ns.client.clone());
+    let bscn = eventually(30, "the BurstScalerNode to show web raised", || {
+        let nodes = nodes.clone();
+        async move {
+            let st = nodes.get(NODE).await.ok()?.status?;
+            let p = st.pods.iter().find(|p| p.name == "web")?;
+            (p.containers[0].limit.as_ref()?.to_string() == "800m").then_some(st)
+        }
+    })
+    .await;
+    assert!(bscn.raised_pods >= 1);
+
+    // Deleting the BurstScaler restores the spec.
+    scalers
+        .delete("web", &DeleteParams::default())
+        .await
+        .expect("delete web scaler");
+    until(60, "web restored to its spec (300m)", &web, |c| {
+        c.quota() == "30000" && c.pod_quota() == "30000"
+    })
+    .await;
+    pods.delete("web", &DeleteParams::default().grace_period(0))
+        .await
+        .expect("delete web");
+
+    // --- 2. A batch pod is throttled to its floor while a latency-sensitive pod is held at
+    //        its limit, and its pod-level quota stays at its spec.
+    ns.create::<Pod>(burner_pod("api", "api", 2, "1", Some("1500m")))
+        .await;
+    ns.create::<Pod>(burner_pod("compile", "compile", 2, "100m", Some("1")))
+        .await;
+    let api = cgroups(&pods, "api").await;
+    let compile = cgroups(&pods, "compile").await;
+    ns.create::<BurstScaler>(scaler(
+        "api",
+        "api",
+        json!({"role": "LatencySensitive", "cpu": {"min": "100m", "max": "1500m"}}),
+    ))
+    .await;
+    ns.create::<BurstScaler>(scaler(
+        "compile",
+        "compile",
+        json!({"role": "Batch", "cpu": {"min": "100m", "max": "1"}, "batch": {"floor": "600m"}}),
+    ))
+    .await;
+    until(
+        90,
+        "the compile throttled to its floor (600m)",
+        &compile,
+        |c| c.quota() == "60000",
+    )
+    .await;
+    assert_eq!(
+        compile.pod_quota(),
+        "100000",
+        "the pod level stays at the spec"
+    );
+    assert_eq!(api.quota(), "150000");
+
+    // --- 3. The throttled container killed mid-throttle restarts normally (the runtime writes
+    //        the spec's quota into the new cgroup; the pod level allows it).
+    let pid = std::fs::read_to_string(compile.container.join("tasks"))
+        .expect("tasks")
+        .lines()
+        .next()
+        .map(str::to_string)
+        .expect("a task");
+    let _ = Command::new("kill").args(["-9", &pid]).status();
+    let restarted = eventually(90, "the compile container to restart and run", || {
+        let pods = pods.clone();
+        async move {
+            let p = pods.get("compile").await.ok()?;
+            let cs = p.status?.container_statuses?.into_iter().next()?;
+            (cs.restart_count >= 1 && cs.state.as_ref()?.running.is_some()).then_some(cs)
+        }
+    })
+    .await;
+    assert!(restarted.ready || restarted.started.unwrap_or(false) || restarted.restart_count >= 1);
+    let compile = cgroups(&pods, "compile").await;
+    until(60, "the restarted compile throttled again", &compile, |c| {
+        c.quota() == "60000"
+    })
+    .await;
+
+    // --- 4. SIGKILL the agent, delete the BurstScalers while it is down: the restarted agent
+    //        restores the spec from its journal.
+    let before = agent_pids();
+    assert_eq!(
+        before.len(),
+        1,
+        "one agent process on this node: {before:?}"
+    );
+    let _ = Command::new("kill").args(["-9", &before[0]]).status();
+    scalers
+        .delete("compile", &DeleteParams::default())
+        .await
+        .expect("delete compile scaler");
+    until(
+        120,
+        "the compile restored after the agent's restart",
+        &compile,
+        |c| c.quota() == "100000" && c.pod_quota() == "100000",
+    )
+    .await;
+    assert_ne!(agent_pids(), before, "the agent was restarted");
+
+    // --- 5. helm uninstall (SIGTERM) restores everything it holds.
+    ns.create::<BurstScaler>(scaler(
+        "compile",
+        "compile",
+        json!({"role": "Batch", "cpu": {"min": "100m", "max": "1"}, "batch": {"floor": "600m"}}),
+    ))
+    .await;
+    until(90, "the compile throttled again", &compile, |c| {
+        c.quota() == "60000"
+    })
+    .await;
+    let (ok, out) = helm(&[
+        "uninstall",
+        &release,
+        "--namespace",
+        &ns.name,
+        "--wait",
+        "--timeout",
+        "120s",
+    ]);
+    assert!(ok, "helm uninstall: {out}");
+    until(
+        60,
+        "the compile restored by the agent's SIGTERM",
+        &compile,
+        |c| c.quota() == "100000" && c.pod_quota() == "100000",
+    )
+    .await;
+    assert_eq!(api.quota(), "150000");
+    assert!(agent_pids().is_empty(), "the agent is gone");
+    // The controller is gone too: drop its finalizers so that the namespace can go.
+    for name in ["compile", "api"] {
+        let _ = scalers
+            .patch(
+                name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(json!({"metadata": {"finalizers": null}})),
+            )
+            .await;
+    }
+}
