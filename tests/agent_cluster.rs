@@ -158,12 +158,54 @@ fn agent_pids() -> Vec<String> {
         .collect()
 }
 
+/// Pass or fail: uninstall the release, then drop the BurstScalers' finalizers (the
+/// controller that would release them is gone) so that the namespace can be deleted.
+struct Cleanup {
+    namespace: String,
+    release: String,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = helm(&[
+            "uninstall",
+            &self.release,
+            "--namespace",
+            &self.namespace,
+            "--wait",
+        ]);
+        let list = Command::new("kubectl")
+            .args(["-n", &self.namespace, "get", "burstscalers", "-o", "name"])
+            .output();
+        if let Ok(list) = list {
+            for name in String::from_utf8_lossy(&list.stdout).split_whitespace() {
+                let _ = Command::new("kubectl")
+                    .args([
+                        "-n",
+                        &self.namespace,
+                        "patch",
+                        name,
+                        "--type",
+                        "merge",
+                        "-p",
+                    ])
+                    .arg(r#"{"metadata":{"finalizers":null}}"#)
+                    .output();
+            }
+        }
+    }
+}
+
 #[tokio::test]
 #[ignore = "needs the local cluster, root and the controller image (tests/run builds both)"]
 async fn the_agent_changes_real_cgroups_and_every_exit_restores_them() {
     let ns = TestNs::new("agent").await;
     install_crd(&ns.client).await;
     let release = format!("bsa-{}", &ns.name[ns.name.len() - 4..]);
+    let _cleanup = Cleanup {
+        namespace: ns.name.clone(),
+        release: release.clone(),
+    };
     let install = |extra: &[&str]| {
         let mut args = vec![
             "upgrade",
@@ -192,38 +234,44 @@ async fn the_agent_changes_real_cgroups_and_every_exit_restores_them() {
     let pods: Api<Pod> = ns.api();
     let scalers: Api<BurstScaler> = ns.api();
 
-    // --- 1. A throttled latency-sensitive pod's quota is raised (to spec.cpu.max exactly).
-    ns.create::<Pod>(burner_pod("web", "web", 1, "100m", Some("300m")))
+    // --- 1. A throttled latency-sensitive pod's quota is raised (to spec.cpu.max exactly): a
+    //        busy loop limited to 200m uses all of it, so one burst sample takes it toward
+    //        usage ÷ 60 % = 333m, capped by cpu.max at 300m.
+    ns.create::<Pod>(burner_pod("web", "web", 1, "100m", Some("200m")))
         .await;
     let web = cgroups(&pods, "web").await;
     assert_eq!(
         web.quota(),
-        "30000",
+        "20000",
         "the spec's limit before the agent acts"
     );
     ns.create::<BurstScaler>(scaler(
         "web",
         "web",
-        json!({"role": "LatencySensitive", "cpu": {"min": "100m", "max": "800m"}}),
+        json!({"role": "LatencySensitive", "cpu": {"min": "100m", "max": "300m"}}),
     ))
     .await;
-    until(60, "the web quota raised to cpu.max (800m)", &web, |c| {
-        c.quota() == "80000"
+    until(60, "the web quota raised to cpu.max (300m)", &web, |c| {
+        c.quota() == "30000"
     })
     .await;
     assert_eq!(
         web.pod_quota(),
-        "80000",
+        "30000",
         "the pod level was raised first, to what its container needs"
     );
     // The node's BurstScalerNode says so.
     let nodes: Api<BurstScalerNode> = Api::all(ns.client.clone());
     let bscn = eventually(30, "the BurstScalerNode to show web raised", || {
         let nodes = nodes.clone();
+        let ns = ns.name.clone();
         async move {
             let st = nodes.get(NODE).await.ok()?.status?;
-            let p = st.pods.iter().find(|p| p.name == "web")?;
-            (p.containers[0].limit.as_ref()?.to_string() == "800m").then_some(st)
+            let p = st
+                .pods
+                .iter()
+                .find(|p| p.name == "web" && p.namespace == ns)?;
+            (p.containers[0].limit.as_ref()?.to_string() == "300m").then_some(st)
         }
     })
     .await;
@@ -234,10 +282,40 @@ async fn the_agent_changes_real_cgroups_and_every_exit_restores_them() {
         .delete("web", &DeleteParams::default())
         .await
         .expect("delete web scaler");
-    until(60, "web restored to its spec (300m)", &web, |c| {
-        c.quota() == "30000" && c.pod_quota() == "30000"
+    until(60, "web restored to its spec (200m)", &web, |c| {
+        c.quota() == "20000" && c.pod_quota() == "20000"
     })
     .await;
+
+    // --- 1b. SIGKILL the agent while web is raised, and delete the BurstScaler while it is
+    //         down: the restarted agent restores the spec from its journal on the host.
+    ns.create::<BurstScaler>(scaler(
+        "web",
+        "web",
+        json!({"role": "LatencySensitive", "cpu": {"min": "100m", "max": "300m"}}),
+    ))
+    .await;
+    until(60, "web raised again", &web, |c| c.quota() == "30000").await;
+    let before = agent_pids();
+    assert_eq!(
+        before.len(),
+        1,
+        "one agent process on this node: {before:?}"
+    );
+    let _ = Command::new("kill").args(["-9", &before[0]]).status();
+    scalers
+        .delete("web", &DeleteParams::default())
+        .await
+        .expect("delete web scaler");
+    until(120, "web restored by the restarted agent", &web, |c| {
+        c.quota() == "20000" && c.pod_quota() == "20000"
+    })
+    .await;
+    let after = agent_pids();
+    assert!(
+        after.len() == 1 && after != before,
+        "the agent was restarted: {before:?} → {after:?}"
+    );
     pods.delete("web", &DeleteParams::default().grace_period(0))
         .await
         .expect("delete web");
@@ -301,39 +379,7 @@ async fn the_agent_changes_real_cgroups_and_every_exit_restores_them() {
     })
     .await;
 
-    // --- 4. SIGKILL the agent, delete the BurstScalers while it is down: the restarted agent
-    //        restores the spec from its journal.
-    let before = agent_pids();
-    assert_eq!(
-        before.len(),
-        1,
-        "one agent process on this node: {before:?}"
-    );
-    let _ = Command::new("kill").args(["-9", &before[0]]).status();
-    scalers
-        .delete("compile", &DeleteParams::default())
-        .await
-        .expect("delete compile scaler");
-    until(
-        120,
-        "the compile restored after the agent's restart",
-        &compile,
-        |c| c.quota() == "100000" && c.pod_quota() == "100000",
-    )
-    .await;
-    assert_ne!(agent_pids(), before, "the agent was restarted");
-
-    // --- 5. helm uninstall (SIGTERM) restores everything it holds.
-    ns.create::<BurstScaler>(scaler(
-        "compile",
-        "compile",
-        json!({"role": "Batch", "cpu": {"min": "100m", "max": "1"}, "batch": {"floor": "600m"}}),
-    ))
-    .await;
-    until(90, "the compile throttled again", &compile, |c| {
-        c.quota() == "60000"
-    })
-    .await;
+    // --- 4. helm uninstall (SIGTERM) restores everything it holds.
     let (ok, out) = helm(&[
         "uninstall",
         &release,
@@ -353,14 +399,4 @@ async fn the_agent_changes_real_cgroups_and_every_exit_restores_them() {
     .await;
     assert_eq!(api.quota(), "150000");
     assert!(agent_pids().is_empty(), "the agent is gone");
-    // The controller is gone too: drop its finalizers so that the namespace can go.
-    for name in ["compile", "api"] {
-        let _ = scalers
-            .patch(
-                name,
-                &kube::api::PatchParams::default(),
-                &kube::api::Patch::Merge(json!({"metadata": {"finalizers": null}})),
-            )
-            .await;
-    }
 }
