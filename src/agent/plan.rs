@@ -428,17 +428,22 @@ impl Planner {
             }
         }
         for (uid, entry) in &input.journal.pods {
-            if auto_governed.contains(uid.as_str()) || writing.contains(uid) {
-                continue;
-            }
-            let Some(pod_reading) = reading(&entry.cgroup) else {
+            // Gone cgroups are dropped from the journal whoever governs the pod now.
+            if reading(&entry.cgroup).is_none() {
                 gone.push((uid.clone(), None));
                 continue;
-            };
-            let mut containers = vec![];
+            }
             for (id, c) in &entry.containers {
                 if reading(&c.cgroup).is_none() {
                     gone.push((uid.clone(), Some(id.clone())));
+                }
+            }
+            if auto_governed.contains(uid.as_str()) || writing.contains(uid) {
+                continue;
+            }
+            let mut containers = vec![];
+            for (id, c) in &entry.containers {
+                if reading(&c.cgroup).is_none() {
                     continue;
                 }
                 containers.push(ContainerWrite {
@@ -450,7 +455,6 @@ impl Planner {
                     restores: true,
                 });
             }
-            let _ = pod_reading;
             let scaler = input
                 .pods
                 .iter()
@@ -907,6 +911,48 @@ mod tests {
         w.readings.clear();
         let plan = w.tick(&mut planner(), 11, true, false);
         assert_eq!(plan.gone, vec![("uid-compile".to_string(), None)]);
+    }
+
+    #[test]
+    fn a_restarted_container_of_a_raised_pod_brings_the_pod_level_back() {
+        // web was raised to 500m (pod level too); its container restarted: a new ID whose
+        // cgroup has the spec's 200m; the old container's journal entry is gone.
+        let mut w = World::new();
+        let mut policy = latency_policy();
+        policy.mode = Mode::Auto;
+        w.pod("web", CpuResources::new(100, 200), Some(policy));
+        journal_throttle(&mut w, "web", 50_000);
+        let pod_rel = w
+            .layout
+            .pod(QosClass::Burstable, "uid-web")
+            .relative()
+            .to_path_buf();
+        w.set(&pod_rel, limits(Some(50_000), 102));
+        // The restart: the old ID's cgroup is gone, a new one holds the spec.
+        let old_rel = w.container_rel("web");
+        let spec_limits = limits(Some(20_000), 102);
+        w.readings.remove(&old_rel);
+        w.pods[0].containers[0].id = Some("containerd://cweb2".into());
+        let new_rel = w.container_rel("web");
+        w.readings.insert(
+            new_rel,
+            Ok(Reading {
+                limits: spec_limits,
+                counters: counters(0, 0, 0, 0),
+            }),
+        );
+        let plan = w.tick(&mut planner(), 10, true, false);
+        assert_eq!(
+            plan.gone,
+            vec![("uid-web".to_string(), Some("containerd://cweb".to_string()))]
+        );
+        assert_eq!(plan.writes.len(), 1, "{:?}", plan.writes);
+        let write = &plan.writes[0];
+        assert_eq!(write.pod_setting.quota_us, Some(Quota::Limited(20_000)));
+        assert!(
+            write.restores_pod,
+            "the pod is back at its spec: journal entry dropped"
+        );
     }
 
     #[test]

@@ -117,39 +117,38 @@ pub struct ContainerLevel {
 /// The pod-level setting for a pod whose containers will have `containers[].after`. `original`
 /// is what the pod-level cgroup had before the agent first changed the pod.
 ///
-/// - Quota: unlimited stays unlimited. Otherwise the larger of the original quota and the sum
-///   of the containers' quotas after the write (per the pod's period); if any container will be
-///   unlimited the original quota is kept (the containers cannot all be served anyway, and the
-///   pod never goes below its spec).
+/// - Quota: unlimited stays unlimited. Otherwise the original quota plus every container's
+///   *increase* over its own original (in the pod's period): a container grown by 500m gets
+///   500m more room at the pod level, whatever else the pod holds (sidecars, init-container
+///   headroom the kubelet included); a throttled container leaves the pod level at its original
+///   (never below the spec: a restarting container needs its spec's quota to fit under it).
 /// - Shares: the original shares plus the containers' share changes (kept within the kernel's
 ///   range), so that restoring every container restores the pod level exactly.
 pub fn pod_setting(original: &CpuLimits, containers: &[ContainerLevel]) -> Setting {
     let quota = match original.quota() {
         Quota::Unlimited => Quota::Unlimited,
         Quota::Limited(orig) => {
-            let mut sum: u64 = 0;
-            let mut unlimited = false;
+            let mut extra: u64 = 0;
             for c in containers {
-                match c.after.quota_us.unwrap_or(c.original.quota()) {
-                    Quota::Unlimited => unlimited = true,
-                    Quota::Limited(q) => {
-                        // Convert to the pod's period (the kubelet uses one period for both).
-                        let per_pod = if c.original.period_us == original.period_us
-                            || c.original.period_us == 0
-                        {
-                            q
-                        } else {
-                            q.saturating_mul(original.period_us) / c.original.period_us
-                        };
-                        sum = sum.saturating_add(per_pod);
-                    }
-                }
+                let (Quota::Limited(before), Quota::Limited(after)) = (
+                    c.original.quota(),
+                    c.after.quota_us.unwrap_or(c.original.quota()),
+                ) else {
+                    // Unlimited before (the pod level already caps it) or after (capped by the
+                    // pod level): no room to add.
+                    continue;
+                };
+                let grow = after.saturating_sub(before);
+                // In the pod's period (the kubelet uses one period for both).
+                let grow =
+                    if c.original.period_us == original.period_us || c.original.period_us == 0 {
+                        grow
+                    } else {
+                        grow.saturating_mul(original.period_us) / c.original.period_us
+                    };
+                extra = extra.saturating_add(grow);
             }
-            if unlimited {
-                Quota::Limited(orig)
-            } else {
-                Quota::Limited(orig.max(sum))
-            }
+            Quota::Limited(orig.saturating_add(extra))
         }
     };
     let mut shares = i128::from(original.shares);
@@ -309,8 +308,28 @@ mod tests {
                 },
             ],
         );
+        // 1000m → 2500m: the pod level grows by the same 1500m.
         assert_eq!(grown.quota_us, Some(Quota::Limited(270_000)));
         assert_eq!(grown.shares, Some(614 + 512));
+    }
+
+    #[test]
+    fn a_grown_container_gets_its_increase_at_the_pod_level_beside_a_sidecar() {
+        // web 1000m + an unlisted sidecar 400m: the pod level holds 1400m.
+        let pod = limits(Some(140_000), 614);
+        let web = limits(Some(100_000), 512);
+        let s = pod_setting(
+            &pod,
+            &[ContainerLevel {
+                original: web,
+                after: Setting {
+                    quota_us: Some(Quota::Limited(250_000)),
+                    shares: Some(512),
+                    weight: None,
+                },
+            }],
+        );
+        assert_eq!(s.quota_us, Some(Quota::Limited(290_000)));
     }
 
     #[test]
