@@ -25,6 +25,19 @@
 //!   successful in-place resize would be); in `Recommend` they are printed, not applied.
 //! - A recorded sample is capped at the simulated limit: a container cannot use more CPU than
 //!   its limit, and the trace cannot tell what it would have used with a larger one.
+//! - `actuator` (optional): `InPlaceResize` (default; the controller's path) or `NodeAgent`
+//!   (the node agent's: a CPU weight is applied as such, and a batch pod without a limit can
+//!   be throttled).
+//! - A sample may carry node signals, as the node agent records them over the sample's
+//!   interval: `throttledPercent` (share of the CFS periods in which the container was
+//!   throttled) and `cpuPressurePercent` (share of wall time in which a runnable task of it
+//!   waited for a CPU, PSI `some`), each 0–100. Samples without them are usage-only, as
+//!   metrics.k8s.io gives them.
+//! - Samples may be listed in any order (they are sorted by `t`). Everything ambiguous is an
+//!   error naming the problem: two pods, BurstScalers or containers of a pod with one name, an
+//!   empty name, two samples for one container at one `t`, a request above its limit, a
+//!   reserve above the allocatable CPU, no samples, `sampleIntervalSeconds` outside 1–3600, or
+//!   a trace longer than 1 000 000 passes.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -36,13 +49,16 @@ use serde::{Deserialize, Serialize};
 use crate::api::{BurstScalerSpec, Mode, ValidatedSpec, validate};
 use crate::cli::{ReplayArgs, ReplayFormat};
 use crate::engine::{
-    self, ContainerInput, CpuResources, EngineConfig, Histogram, NodeInput, PodInput, QosClass,
-    ResizeState, Sample, UngovernedPod,
+    self, ContainerInput, CpuResources, EngineConfig, Histogram, NodeInput, NodeSignals, Permille,
+    PodInput, QosClass, ResizeState, Sample, UngovernedPod,
 };
 use crate::quantity::{CpuQuantity, MilliCpu};
 
-/// Samples kept per container (the controller's default window: 15 minutes at 15 s).
-const WINDOW: usize = 60;
+/// Samples kept per container: 15 minutes of them (the controller's default window: 60 at
+/// 15 s), at least 60.
+fn window_samples(interval_seconds: u64) -> usize {
+    usize::try_from((900 / interval_seconds.max(1)).max(60)).unwrap_or(60)
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -52,12 +68,29 @@ pub struct Trace {
     pub sample_interval_seconds: u64,
     #[serde(default)]
     pub burst_scalers: Vec<TraceScaler>,
+    #[serde(default)]
+    pub actuator: TraceActuator,
     pub pods: Vec<TracePod>,
     pub samples: Vec<TraceSample>,
 }
 
 fn default_interval() -> u64 {
     15
+}
+
+/// Longest sampling interval a trace may declare (an hour).
+const MAX_INTERVAL_SECONDS: u64 = 3600;
+
+/// Most passes a replay runs (a trace of a year at 15 s is about 2 million samples per
+/// container: split it).
+const MAX_PASSES: u64 = 1_000_000;
+
+/// Which actuator the replay simulates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum TraceActuator {
+    #[default]
+    InPlaceResize,
+    NodeAgent,
 }
 
 #[derive(Debug, Deserialize)]
@@ -106,6 +139,12 @@ pub struct TraceSample {
     pub pod: String,
     pub container: String,
     pub millicores: u64,
+    /// Share of CFS periods throttled over the sample's interval, 0–100.
+    #[serde(default)]
+    pub throttled_percent: Option<f64>,
+    /// CPU pressure (PSI `some`) over the sample's interval, 0–100.
+    #[serde(default)]
+    pub cpu_pressure_percent: Option<f64>,
 }
 
 /// Why a trace cannot be replayed.
@@ -212,11 +251,18 @@ pub fn replay(trace: &Trace, verbose: bool) -> Result<Vec<ReplayEvent>, ReplayEr
     let q = |what: &str, q: &CpuQuantity| q.millis().map_err(|e| invalid(format!("{what}: {e}")));
     let allocatable = q("node.allocatable", &trace.node.allocatable)?;
     let reserve = q("node.reserve", &trace.node.reserve)?;
-    if trace.sample_interval_seconds == 0 {
-        return Err(invalid(
-            "sampleIntervalSeconds must be greater than 0".into(),
-        ));
+    if reserve > allocatable {
+        return Err(invalid(format!(
+            "node.reserve ({reserve}) must not be more than node.allocatable ({allocatable})"
+        )));
     }
+    if !(1..=MAX_INTERVAL_SECONDS).contains(&trace.sample_interval_seconds) {
+        return Err(invalid(format!(
+            "sampleIntervalSeconds must be between 1 and {MAX_INTERVAL_SECONDS} (got {})",
+            trace.sample_interval_seconds
+        )));
+    }
+    check_names(trace)?;
 
     let mut governed: Vec<SimPod> = vec![];
     let mut ungoverned: Vec<(String, MilliCpu)> = vec![];
@@ -234,6 +280,14 @@ pub fn replay(trace: &Trace, verbose: bool) -> Result<Vec<ReplayEvent>, ReplayEr
                 .as_ref()
                 .map(|l| q(&field("limit"), l))
                 .transpose()?;
+            if let (Some(r), Some(l)) = (request, limit)
+                && r > l
+            {
+                return Err(invalid(format!(
+                    "{}: the request ({r}) must not be more than the limit ({l})",
+                    field("request")
+                )));
+            }
             containers.push(ContainerInput {
                 name: c.name.clone(),
                 current: CpuResources {
@@ -295,14 +349,51 @@ pub fn replay(trace: &Trace, verbose: bool) -> Result<Vec<ReplayEvent>, ReplayEr
             )));
         }
     }
+    for w in samples.windows(2) {
+        if w[0].t == w[1].t && w[0].pod == w[1].pod && w[0].container == w[1].container {
+            return Err(invalid(format!(
+                "two samples for pod {:?} container {:?} at t={}: one per container and time",
+                w[0].pod, w[0].container, w[0].t
+            )));
+        }
+    }
+    for s in &samples {
+        for (name, v) in [
+            ("throttledPercent", s.throttled_percent),
+            ("cpuPressurePercent", s.cpu_pressure_percent),
+        ] {
+            if let Some(v) = v
+                && !(v.is_finite() && (0.0..=100.0).contains(&v))
+            {
+                return Err(invalid(format!(
+                    "sample at t={} for pod {:?} container {:?}: {name} must be between 0 and 100 (got {v})",
+                    s.t, s.pod, s.container
+                )));
+            }
+        }
+    }
     let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
-        return Ok(vec![]);
+        return Err(invalid(
+            "the trace has no samples: there is nothing to replay".into(),
+        ));
     };
+    let passes = (last.t - first.t) / trace.sample_interval_seconds + 1;
+    if passes > MAX_PASSES {
+        return Err(invalid(format!(
+            "the samples span {}s from t={} to t={}: {passes} passes at {}s, more than {MAX_PASSES}; split the trace",
+            last.t - first.t,
+            first.t,
+            last.t,
+            trace.sample_interval_seconds
+        )));
+    }
+    // Times are relative to the first sample, so any `t` maps onto the engine's clock.
     let start = Timestamp::UNIX_EPOCH;
+    let origin = first.t;
     let at = |t: u64| {
         start
             .checked_add(SignedDuration::from_secs(
-                i64::try_from(t).unwrap_or(i64::MAX),
+                i64::try_from(t - origin).unwrap_or(i64::MAX),
             ))
             .unwrap_or(Timestamp::MAX)
     };
@@ -335,9 +426,24 @@ pub fn replay(trace: &Trace, verbose: bool) -> Result<Vec<ReplayEvent>, ReplayEr
             };
             let c = &mut sim.input.containers[ci];
             let usage = MilliCpu(s.millicores).min(c.current.limit.unwrap_or(MilliCpu(u64::MAX)));
-            c.samples.push(Sample::usage(at(s.t), usage));
-            if c.samples.len() > WINDOW {
-                c.samples.remove(0);
+            let permille = |v: Option<f64>| v.map(|v| Permille::from_fraction(v / 100.0));
+            let signals =
+                (s.throttled_percent.is_some() || s.cpu_pressure_percent.is_some()).then(|| {
+                    NodeSignals {
+                        interval: config.sample_interval,
+                        throttled: permille(s.throttled_percent),
+                        pressure: permille(s.cpu_pressure_percent),
+                    }
+                });
+            c.samples.push(Sample {
+                time: at(s.t),
+                usage,
+                signals,
+            });
+            let keep = window_samples(trace.sample_interval_seconds);
+            if c.samples.len() > keep {
+                let extra = c.samples.len() - keep;
+                c.samples.drain(..extra);
             }
             sim.histograms[ci].add(usage, at(s.t));
         }
@@ -349,7 +455,10 @@ pub fn replay(trace: &Trace, verbose: bool) -> Result<Vec<ReplayEvent>, ReplayEr
         }
         let node = NodeInput {
             name: trace.node.name.clone(),
-            actuator: engine::Actuator::InPlaceResize,
+            actuator: match trace.actuator {
+                TraceActuator::InPlaceResize => engine::Actuator::InPlaceResize,
+                TraceActuator::NodeAgent => engine::Actuator::NodeAgent,
+            },
             allocatable,
             reserve,
             pods: governed.iter().map(|p| p.input.clone()).collect(),
@@ -394,14 +503,63 @@ pub fn replay(trace: &Trace, verbose: bool) -> Result<Vec<ReplayEvent>, ReplayEr
                 sim.input.last_change = Some(now);
             }
         }
-        t += trace.sample_interval_seconds;
+        match t.checked_add(trace.sample_interval_seconds) {
+            Some(n) => t = n,
+            None => break,
+        }
     }
     Ok(events)
 }
 
 fn show(r: CpuResources) -> String {
     let q = |m: Option<MilliCpu>| m.map_or("-".to_string(), |m| m.to_string());
-    format!("request {} limit {}", q(r.request), q(r.limit))
+    match r.weight {
+        Some(w) => format!("request {} limit {} weight {w}", q(r.request), q(r.limit)),
+        None => format!("request {} limit {}", q(r.request), q(r.limit)),
+    }
+}
+
+/// Names must be unique and non-empty: the last of two pods or BurstScalers with one name would
+/// otherwise silently win (and could change a pod's role).
+fn check_names(trace: &Trace) -> Result<(), ReplayError> {
+    let invalid = |m: String| Err(ReplayError::Invalid(m));
+    let mut scalers = std::collections::BTreeSet::new();
+    for s in &trace.burst_scalers {
+        if s.name.is_empty() {
+            return invalid("a burstScaler has an empty name".into());
+        }
+        if !scalers.insert(s.name.as_str()) {
+            return invalid(format!("two burstScalers are named {:?}", s.name));
+        }
+    }
+    let mut pods = std::collections::BTreeSet::new();
+    for p in &trace.pods {
+        if p.name.is_empty() {
+            return invalid("a pod has an empty name".into());
+        }
+        if !pods.insert(p.name.as_str()) {
+            return invalid(format!("two pods are named {:?}", p.name));
+        }
+        if p.containers.is_empty() {
+            return invalid(format!("pod {:?} has no containers", p.name));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for c in &p.containers {
+            if c.name.is_empty() {
+                return invalid(format!(
+                    "pod {:?} has a container with an empty name",
+                    p.name
+                ));
+            }
+            if !names.insert(c.name.as_str()) {
+                return invalid(format!(
+                    "pod {:?} has two containers named {:?}",
+                    p.name, c.name
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn qos_of(containers: &[ContainerInput]) -> QosClass {

@@ -320,14 +320,25 @@ async fn the_agent_changes_real_cgroups_and_every_exit_restores_them() {
         .await
         .expect("delete web");
 
-    // --- 2. A batch pod is throttled to its floor while a latency-sensitive pod is held at
-    //        its limit, and its pod-level quota stays at its spec.
-    ns.create::<Pod>(burner_pod("api", "api", 2, "1", Some("1500m")))
+    // --- 2. Starvation by CPU shares (the headline case): a latency-sensitive pod with a
+    //        small request (100m: 102 shares) and a large limit next to a compile with a
+    //        large request (1 core: 1024 shares) and 2 threads. The service's one thread
+    //        waits for a CPU (PSI) without ever reaching its limit. The agent first raises its
+    //        weight to its limit (1500m: 1536 shares), limit and request unchanged; when the
+    //        pressure persists, the compile yields to its floor (the node: 2 cores − 100m
+    //        reserve − others − 1500m for the service < 600m).
+    ns.create::<Pod>(burner_pod("api", "api", 1, "100m", Some("1500m")))
         .await;
-    ns.create::<Pod>(burner_pod("compile", "compile", 2, "100m", Some("1")))
+    ns.create::<Pod>(burner_pod("compile", "compile", 2, "1", Some("2")))
         .await;
     let api = cgroups(&pods, "api").await;
     let compile = cgroups(&pods, "compile").await;
+    assert_eq!(
+        api.shares(),
+        "102",
+        "the spec's shares before the agent acts"
+    );
+    let api_pod_shares: u64 = api.pod_shares().parse().expect("pod shares");
     ns.create::<BurstScaler>(scaler(
         "api",
         "api",
@@ -337,9 +348,22 @@ async fn the_agent_changes_real_cgroups_and_every_exit_restores_them() {
     ns.create::<BurstScaler>(scaler(
         "compile",
         "compile",
-        json!({"role": "Batch", "cpu": {"min": "100m", "max": "1"}, "batch": {"floor": "600m"}}),
+        json!({"role": "Batch", "cpu": {"min": "100m", "max": "2"}, "batch": {"floor": "600m"}}),
     ))
     .await;
+    until(
+        60,
+        "the starved service's weight raised to its limit",
+        &api,
+        |c| c.shares() == "1536",
+    )
+    .await;
+    assert_eq!(api.quota(), "150000", "the weight raise leaves the limit");
+    assert_eq!(
+        api.pod_shares(),
+        (api_pod_shares + 1536 - 102).to_string(),
+        "the pod level's shares moved by the container's change"
+    );
     until(
         90,
         "the compile throttled to its floor (600m)",
@@ -349,7 +373,7 @@ async fn the_agent_changes_real_cgroups_and_every_exit_restores_them() {
     .await;
     assert_eq!(
         compile.pod_quota(),
-        "100000",
+        "200000",
         "the pod level stays at the spec"
     );
     assert_eq!(api.quota(), "150000");
@@ -394,9 +418,12 @@ async fn the_agent_changes_real_cgroups_and_every_exit_restores_them() {
         60,
         "the compile restored by the agent's SIGTERM",
         &compile,
-        |c| c.quota() == "100000" && c.pod_quota() == "100000",
+        |c| c.quota() == "200000" && c.pod_quota() == "200000",
     )
     .await;
-    assert_eq!(api.quota(), "150000");
+    until(30, "the service's weight restored", &api, |c| {
+        c.shares() == "102" && c.quota() == "150000"
+    })
+    .await;
     assert!(agent_pids().is_empty(), "the agent is gone");
 }

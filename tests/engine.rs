@@ -172,10 +172,23 @@ fn scale_down_never_below_min_nor_the_recommendation() {
         target: MilliCpu(400),
         upper_bound: MilliCpu(500),
     });
-    // Recommended request 400m at the original 250m:500m ratio → limit 800m.
+    // Recommended request 400m at the original 250m:500m ratio → limit 800m, but a
+    // recommendation never holds a pod above its original limit (500m): step 25 % → 750m.
+    let d = only(&run(&node(8000, vec![p.clone()])), "web");
+    assert_eq!(new_limit(&d), 750, "{}", d.reason);
+    assert!(d.reason.contains("recommendation 500m"), "{}", d.reason);
+    // Below the original the recommendation holds: at 900m (original 250m:1000m), request
+    // 150m → limit 600m; goal max(167m, 600m), step 25 % → 675m.
+    p.containers[0].current = CpuResources::new(225, 900);
+    p.containers[0].recommendation = Some(Recommendation {
+        lower_bound: MilliCpu(100),
+        target: MilliCpu(150),
+        upper_bound: MilliCpu(300),
+    });
+    p.containers[0].original = Some(CpuResources::new(250, 1000));
     let d = only(&run(&node(8000, vec![p])), "web");
-    assert_eq!(new_limit(&d), 800, "{}", d.reason);
-    assert!(d.reason.contains("recommendation 800m"), "{}", d.reason);
+    assert_eq!(new_limit(&d), 675, "{}", d.reason);
+    assert!(d.reason.contains("recommendation 600m"), "{}", d.reason);
 }
 
 // --- blind is safe -----------------------------------------------------------------------------
@@ -378,10 +391,18 @@ fn release_gives_cpu_back_gradually_when_pressure_is_gone() {
 
 #[test]
 fn under_pressure_release_stays_within_the_allowance() {
-    // Web grown to 1000m (above its 500m original: pressure) using 300m → needs 500m.
-    // Allowance for batch: 1900 - 500 = 1400. Batch at 1000m may get 200m (one step) back.
-    let mut web = grown(1000, 300, 3, 30);
-    web.name = "web".into();
+    // Web at spec.cpu.max (500m) and throttled in 40 % of its periods for 45 s: pressure, it
+    // needs its whole limit. Allowance for batch: 1900 - 500 = 1400; no contention (500m +
+    // 700m used). Batch at 1000m may get 200m (one step) back.
+    let mut policy = latency_policy();
+    policy.max = MilliCpu(500);
+    let web = pod(
+        "web",
+        policy,
+        250,
+        500,
+        signal_series(now(), 15, &[(450, 400, 400); 3]),
+    );
     let d = run(&node(
         2000,
         vec![web.clone(), throttled("compile", 2000, 1000, &[700], 60)],

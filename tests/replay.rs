@@ -26,9 +26,11 @@ fn sample_trace_shows_burst_throttle_scale_down_and_release() {
     let want = [
         "t=  120s  ScaleUp   web-7f9c/web: cpu burst 96% of 500m limit for 1 sample → limit 800m",
         "t=  120s  Throttle  compile-x2k4/cc: throttled 1800m → 1000m (floor 400m, priority 0)",
-        "t=  270s  Release   compile-x2k4/cc: 550m of headroom under the batch allowance 1550m",
+        // Held while web still needs its growth (its peak over the 120 s window), then given
+        // back step by step; web steps down after its quiet window.
+        "t=  300s  Release   compile-x2k4/cc: no latency-sensitive pressure on the node → limit 1000m → 1180m (original 1800m)",
+        "Release   compile-x2k4/cc: no latency-sensitive pressure on the node → limit 1720m → 1800m (original 1800m)",
         "ScaleDown web-7f9c/web: usage at most 150m",
-        "Release   compile-x2k4/cc: no latency-sensitive pressure on the node → limit 1730m → 1800m (original 1800m)",
     ];
     let mut pos = 0;
     for w in want {
@@ -65,16 +67,60 @@ fn bad_traces_are_refused_with_a_precise_message() {
             "names pod \"x\" container \"c\", which the trace does not define",
         ),
         (
-            r#"{"node":{"name":"n","allocatable":"2Ki"},"pods":[],"samples":[]}"#,
+            r#"{"node":{"name":"n","allocatable":"2Ki"},"pods":[],"samples":[{"t":0,"pod":"x","container":"c","millicores":1}]}"#,
             "node.allocatable: CPU quantity \"2Ki\" uses the suffix \"Ki\"",
         ),
         (
-            r#"{"node":{"name":"n","allocatable":"2"},"burstScalers":[{"name":"b","spec":{"selector":{"matchLabels":{"a":"b"}},"role":"Batch","cpu":{"min":"1","max":"2"}}}],"pods":[],"samples":[]}"#,
+            r#"{"node":{"name":"n","allocatable":"2"},"burstScalers":[{"name":"b","spec":{"selector":{"matchLabels":{"a":"b"}},"role":"Batch","cpu":{"min":"1","max":"2"}}}],"pods":[],"samples":[{"t":0,"pod":"x","container":"c","millicores":1}]}"#,
             "burstScaler \"b\" is invalid: spec: spec.batch.floor is required when spec.role is Batch",
         ),
         (
             r#"{"node":{"name":"n","allocatable":"2"},"pods":[{"name":"p","containers":[{"name":"c","limits":"1"}]}],"samples":[]}"#,
             "not a valid trace at pods[0].containers[0].limits: unknown field `limits`",
+        ),
+        (
+            r#"{"node":{"name":"n","allocatable":"2"},"pods":[],"samples":[]}"#,
+            "the trace has no samples",
+        ),
+        (
+            r#"{"node":{"name":"n","allocatable":"2"},"sampleIntervalSeconds":18446744073709551615,"pods":[{"name":"p","containers":[{"name":"c"}]}],"samples":[{"t":0,"pod":"p","container":"c","millicores":1}]}"#,
+            "sampleIntervalSeconds must be between 1 and 3600 (got 18446744073709551615)",
+        ),
+        (
+            r#"{"node":{"name":"n","allocatable":"2"},"pods":[{"name":"p","containers":[{"name":"c"}]}],"samples":[{"t":0,"pod":"p","container":"c","millicores":1},{"t":1000000000000,"pod":"p","container":"c","millicores":1}]}"#,
+            "passes at 15s, more than 1000000; split the trace",
+        ),
+        (
+            r#"{"node":{"name":"n","allocatable":"2"},"pods":[{"name":"p","containers":[{"name":"c"}]},{"name":"p","containers":[{"name":"c"}]}],"samples":[{"t":0,"pod":"p","container":"c","millicores":1}]}"#,
+            "two pods are named \"p\"",
+        ),
+        (
+            r#"{"node":{"name":"n","allocatable":"2"},"burstScalers":[{"name":"b","spec":{"selector":{"matchLabels":{"a":"b"}},"role":"LatencySensitive","cpu":{"min":"1","max":"2"}}},{"name":"b","spec":{"selector":{"matchLabels":{"a":"b"}},"role":"Batch","batch":{"floor":"1"},"cpu":{"min":"1","max":"2"}}}],"pods":[],"samples":[]}"#,
+            "two burstScalers are named \"b\"",
+        ),
+        (
+            r#"{"node":{"name":"n","allocatable":"2"},"pods":[{"name":"p","containers":[{"name":"c"}]}],"samples":[{"t":5,"pod":"p","container":"c","millicores":1},{"t":5,"pod":"p","container":"c","millicores":900}]}"#,
+            "two samples for pod \"p\" container \"c\" at t=5",
+        ),
+        (
+            r#"{"node":{"name":"n","allocatable":"2","reserve":"3"},"pods":[{"name":"p","containers":[{"name":"c"}]}],"samples":[{"t":0,"pod":"p","container":"c","millicores":1}]}"#,
+            "node.reserve (3000m) must not be more than node.allocatable (2000m)",
+        ),
+        (
+            r#"{"node":{"name":"n","allocatable":"2"},"pods":[{"name":"p","containers":[{"name":"c","request":"2","limit":"1"}]}],"samples":[{"t":0,"pod":"p","container":"c","millicores":1}]}"#,
+            "pod \"p\" container \"c\" request: the request (2000m) must not be more than the limit (1000m)",
+        ),
+        (
+            r#"{"node":{"name":"n","allocatable":"2"},"pods":[{"name":"p","containers":[{"name":"c"},{"name":"c"}]}],"samples":[{"t":0,"pod":"p","container":"c","millicores":1}]}"#,
+            "pod \"p\" has two containers named \"c\"",
+        ),
+        (
+            r#"{"node":{"name":"n","allocatable":"2"},"pods":[{"name":"p","containers":[{"name":""}]}],"samples":[{"t":0,"pod":"p","container":"","millicores":1}]}"#,
+            "pod \"p\" has a container with an empty name",
+        ),
+        (
+            r#"{"node":{"name":"n","allocatable":"2"},"pods":[{"name":"p","containers":[{"name":"c"}]}],"samples":[{"t":0,"pod":"p","container":"c","millicores":1,"cpuPressurePercent":140}]}"#,
+            "cpuPressurePercent must be between 0 and 100 (got 140)",
         ),
     ];
     for (i, (json, want)) in cases.iter().enumerate() {
@@ -90,4 +136,30 @@ fn bad_traces_are_refused_with_a_precise_message() {
         "{err}"
     );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn starvation_trace_raises_the_weight_then_throttles_and_gives_everything_back() {
+    let (ok, out, err) = replay(&["experiments/traces/starved-by-shares.json"]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("t=")).collect();
+    let want = [
+        "t=   12s  ScaleUp   web-5d8f/web: CPU pressure 60% ≥ 10% for 3s, not throttled: starved by CPU shares → weight 100m → 1000m (its limit)",
+        "t=   15s  Throttle  compile-9xk2/cc: throttled 2000m → 900m (floor 600m, priority 0): latency-sensitive pods need 1000m (web-5d8f/web: CPU pressure 30% ≥ 10% for 3s with its weight at its limit 1000m)",
+        "Release   compile-9xk2/cc: no latency-sensitive pressure on the node → limit 900m → 1100m (original 2000m)",
+        "Release   compile-9xk2/cc: no latency-sensitive pressure on the node → limit 1900m → 2000m (original 2000m)",
+        "ScaleDown web-5d8f/web: no CPU pressure for 300s → weight back to 100m",
+    ];
+    let mut pos = 0;
+    for w in want {
+        let found = lines[pos..].iter().position(|l| l.contains(w));
+        let Some(i) = found else {
+            panic!("missing (in order) {w:?} in:\n{out}");
+        };
+        pos += i + 1;
+    }
+    assert!(
+        out.contains("web: request 100m limit 1000m → request 100m limit 1000m weight 1000m"),
+        "the weight is shown next to request and limit: {out}"
+    );
 }

@@ -186,6 +186,57 @@ pub struct LatencySensitivePolicy {
     /// How the request follows the limit.
     #[serde(default)]
     pub request_policy: RequestPolicy,
+
+    /// When the node's own signals (from the node agent, every second) say the pod is short of
+    /// CPU even though its average usage is low. Every field defaults on its own.
+    #[serde(default)]
+    pub signals: SignalPolicy,
+}
+
+/// Thresholds on the node signals of a latency-sensitive container (only the node agent has
+/// them; the metrics.k8s.io path ignores this block). A signal counts when it stays at or
+/// above its threshold for `forSeconds`:
+/// - **throttled** (share of CFS periods in which the container used up its quota): the
+///   limit bites, so the limit grows as for a burst (and at `cpu.max`, batch pods yield);
+/// - **CPU pressure** (share of wall time in which a runnable task of the container waited
+///   for a CPU, as PSI `some` reports it) without throttling: the container is starved by CPU
+///   shares, so its CPU weight is raised first (to its limit), and only if the pressure
+///   persists `forSeconds` after that do batch pods yield.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SignalPolicy {
+    /// CPU pressure, in % of wall time, at or above which the container counts as starved.
+    #[serde(default = "default_cpu_pressure_percent")]
+    #[schemars(range(min = 1, max = 100))]
+    pub cpu_pressure_percent: u32,
+    /// Share of CFS periods throttled, in %, at or above which the limit counts as biting.
+    #[serde(default = "default_throttled_percent")]
+    #[schemars(range(min = 1, max = 100))]
+    pub throttled_percent: u32,
+    /// Seconds a signal must stay at or above its threshold before it counts.
+    #[serde(default = "default_signal_seconds")]
+    #[schemars(range(min = 1, max = 600))]
+    pub for_seconds: u32,
+}
+
+fn default_cpu_pressure_percent() -> u32 {
+    10
+}
+fn default_throttled_percent() -> u32 {
+    20
+}
+fn default_signal_seconds() -> u32 {
+    3
+}
+
+impl Default for SignalPolicy {
+    fn default() -> Self {
+        SignalPolicy {
+            cpu_pressure_percent: default_cpu_pressure_percent(),
+            throttled_percent: default_throttled_percent(),
+            for_seconds: default_signal_seconds(),
+        }
+    }
 }
 
 fn default_target_utilization() -> u32 {
@@ -205,6 +256,7 @@ impl Default for LatencySensitivePolicy {
             burst_threshold: default_burst_threshold(),
             burst_samples: default_burst_samples(),
             request_policy: RequestPolicy::default(),
+            signals: SignalPolicy::default(),
         }
     }
 }

@@ -193,6 +193,25 @@ pub fn validate(spec: &BurstScalerSpec) -> Result<ValidatedSpec, Vec<FieldError>
             1,
             20,
         );
+        let sig = &latency.signals;
+        range(
+            "spec.latencySensitive.signals.cpuPressurePercent",
+            sig.cpu_pressure_percent,
+            1,
+            100,
+        );
+        range(
+            "spec.latencySensitive.signals.throttledPercent",
+            sig.throttled_percent,
+            1,
+            100,
+        );
+        range(
+            "spec.latencySensitive.signals.forSeconds",
+            sig.for_seconds,
+            1,
+            600,
+        );
     }
     for (name, r) in [
         ("scaleUp", &spec.behavior.scale_up),

@@ -6,32 +6,45 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::model::*;
-use crate::api::{RequestPolicy, Role};
+use crate::api::{Mode, RequestPolicy, Role};
 use crate::quantity::MilliCpu;
 
 /// Decides the CPU of every governed pod on `node` at time `now`. Pure and deterministic.
 pub fn decide(node: &NodeInput, config: &EngineConfig, now: Timestamp) -> NodeDecision {
-    let pods: Vec<Assessed<'_>> = node.pods.iter().map(|p| assess(p, config, now)).collect();
+    let pods: Vec<Assessed<'_>> = node
+        .pods
+        .iter()
+        .map(|p| assess(p, node, config, now))
+        .collect();
 
     // 1. Latency-sensitive proposals, before capacity.
     let mut proposals: Vec<Option<LsProposal>> = pods
         .iter()
         .map(|a| match (&a.state, a.pod.role()) {
-            (PodState::Active, Role::LatencySensitive) => Some(propose_latency(a, now)),
+            (PodState::Active, Role::LatencySensitive) => Some(propose_latency(a, config, now)),
             _ => None,
         })
         .collect();
 
     // 2. Capacity: what the node can promise latency-sensitive pods once batch pods sit at
-    //    their floors. Scale-downs are counted first (they free room).
+    //    their floors. Scale-downs are counted first (they free room). Only batch pods that
+    //    will really be throttled count at their floor: the others (blind, held, not in mode
+    //    Auto) count at their limit. Governed containers the actuator cannot govern (no limit
+    //    on the resize path) count with what they use, as ungoverned pods do.
     let capacity = node.allocatable.saturating_sub(node.reserve);
-    let others: MilliCpu = node.ungoverned.iter().map(UngovernedPod::demand).sum();
+    let others: MilliCpu = node
+        .ungoverned
+        .iter()
+        .map(UngovernedPod::demand)
+        .sum::<MilliCpu>()
+        + pods.iter().map(|a| a.untracked).sum::<MilliCpu>();
     let mut batch_floors = MilliCpu::ZERO;
     let mut ls_limits = MilliCpu::ZERO;
     for (a, prop) in pods.iter().zip(&proposals) {
         for (i, c) in a.containers.iter().enumerate() {
             match a.pod.role() {
-                Role::Batch => batch_floors += c.limit.min(a.pod.policy.floor),
+                Role::Batch if a.throttleable() => batch_floors += c.limit.min(a.pod.policy.floor),
+                Role::Batch => batch_floors += c.limit,
                 Role::LatencySensitive => {
                     let planned = prop.as_ref().map_or(c.limit, |p| p.limits[i].min(c.limit));
                     ls_limits += planned;
@@ -43,7 +56,8 @@ pub fn decide(node: &NodeInput, config: &EngineConfig, now: Timestamp) -> NodeDe
     let mut growth_room = capacity.saturating_sub(committed);
     grant_growth(&pods, &mut proposals, &mut growth_room, capacity, committed);
 
-    // 3. Latency-sensitive demand, pressure and batch accounting.
+    // 3. Latency-sensitive demand, pressure and batch accounting. Pressure comes only from
+    //    pods in mode Auto: a pod that is only recommended never takes the room.
     let mut ls_demand = MilliCpu::ZERO;
     let mut pressure: Vec<String> = vec![];
     let mut blind: Vec<&str> = vec![];
@@ -53,23 +67,30 @@ pub fn decide(node: &NodeInput, config: &EngineConfig, now: Timestamp) -> NodeDe
         if a.blind && !matches!(a.state, PodState::Skip(_)) {
             blind.push(&a.pod.name);
         }
+        let acts = a.pod.policy.mode == Mode::Auto;
         for (i, c) in a.containers.iter().enumerate() {
             match a.pod.role() {
                 Role::LatencySensitive => {
-                    let limit = prop.as_ref().map_or(c.limit, |p| p.limits[i]);
                     let bursting = prop.as_ref().is_some_and(|p| p.bursting[i]);
+                    let pressed = prop.as_ref().and_then(|p| p.pressed[i].as_deref());
+                    let needs = prop.as_ref().and_then(|p| p.demand[i]);
+                    let limit = match prop {
+                        Some(p) if acts => p.limits[i],
+                        _ => c.limit,
+                    };
                     ls_demand += match c.usage {
                         _ if bursting => limit,
+                        _ if pressed.is_some() => needs.map_or(limit, |n| n.min(limit)),
                         Some(u) => limit.min(MilliCpu(ceil_div(u.0 * 100, a.target_util()))),
                         None => limit,
                     };
-                    if bursting {
+                    if !acts {
+                        continue;
+                    }
+                    if let Some(why) = pressed {
+                        pressure.push(why.to_string());
+                    } else if bursting {
                         pressure.push(format!("{}/{} bursting", a.pod.name, c.input.name));
-                    } else if c.original_limit.is_some_and(|o| limit > o) {
-                        pressure.push(format!(
-                            "{}/{} above its original limit",
-                            a.pod.name, c.input.name
-                        ));
                     }
                 }
                 Role::Batch => {
@@ -117,9 +138,9 @@ pub fn decide(node: &NodeInput, config: &EngineConfig, now: Timestamp) -> NodeDe
         batch_limits,
         pressure: !pressure.is_empty(),
         contention,
-        node_blind: !blind.is_empty(),
         why: format!(
-            "latency-sensitive pods need {ls_demand}, others {others}, batch uses {batch_usage} of {capacity} available"
+            "latency-sensitive pods need {ls_demand} ({}), others {others}, batch uses {batch_usage} of {capacity} available",
+            pressure.join(", ")
         ),
     };
     let batch_limits_new = batch.plan();
@@ -166,48 +187,84 @@ enum PodState {
 
 struct Assessed<'a> {
     pod: &'a PodInput,
+    actuator: Actuator,
     state: PodState,
     containers: Vec<ContainerView<'a>>,
     /// Some governed container has no fresh usage sample.
     blind: bool,
     /// Time since the newest sample of any governed container (None: never sampled).
     blind_for: Option<Duration>,
+    /// CPU used by governed containers the actuator cannot govern (no CPU limit on the resize
+    /// path): counted like an ungoverned pod's demand.
+    untracked: MilliCpu,
 }
 
 impl Assessed<'_> {
     fn target_util(&self) -> u64 {
         u64::from(self.pod.policy.latency.target_utilization.max(1))
     }
+
+    /// Whether a throttle of this batch pod will really be put in force now.
+    fn throttleable(&self) -> bool {
+        matches!(self.state, PodState::Active) && !self.blind && self.pod.policy.mode == Mode::Auto
+    }
 }
 
 struct ContainerView<'a> {
     input: &'a ContainerInput,
+    /// The limit in force; a container without one (batch, on the node agent's path) counts
+    /// with the node's allocatable CPU, all it could use.
     limit: MilliCpu,
-    original_limit: Option<MilliCpu>,
+    /// The limit to restore and to measure throttles against (the allocatable CPU when the
+    /// original has no limit).
+    orig_limit: MilliCpu,
+    /// The original has no limit: a release that reaches `orig_limit` removes the limit.
+    orig_unlimited: bool,
     /// Latest fresh usage, capped at the limit (a container cannot use more than its limit).
     usage: Option<MilliCpu>,
     /// Fresh samples, oldest first.
     fresh: &'a [Sample],
 }
 
-fn assess<'a>(pod: &'a PodInput, config: &EngineConfig, now: Timestamp) -> Assessed<'a> {
+fn assess<'a>(
+    pod: &'a PodInput,
+    node: &NodeInput,
+    config: &EngineConfig,
+    now: Timestamp,
+) -> Assessed<'a> {
     let stale_before = sub(now, config.staleness());
     let mut containers = vec![];
     let mut unlimited = vec![];
+    let mut untracked = MilliCpu::ZERO;
+    let batch_on_agent = pod.role() == Role::Batch && node.actuator == Actuator::NodeAgent;
     for c in &pod.containers {
         if !pod.policy.governs(&c.name) {
             continue;
         }
-        let Some(limit) = c.current.limit.filter(|l| *l > MilliCpu::ZERO) else {
-            unlimited.push(c.name.as_str());
-            continue;
-        };
         let start = c.samples.partition_point(|s| s.time < stale_before);
         let fresh = &c.samples[start..];
+        let all = node.allocatable.max(MilliCpu(1));
+        let limit = match c.current.limit.filter(|l| *l > MilliCpu::ZERO) {
+            Some(l) => l,
+            None if batch_on_agent && pod.qos != QosClass::BestEffort => all,
+            None => {
+                unlimited.push(c.name.as_str());
+                let used = fresh.last().map_or(MilliCpu::ZERO, |s| s.usage);
+                untracked += used.max(c.current.request.unwrap_or(MilliCpu::ZERO));
+                continue;
+            }
+        };
+        let orig = c.original();
+        let orig_unlimited = orig.limit.is_none_or(|l| l == MilliCpu::ZERO);
         containers.push(ContainerView {
             input: c,
             limit,
-            original_limit: c.original.and_then(|o| o.limit),
+            orig_limit: if orig_unlimited {
+                all
+            } else {
+                orig.limit.unwrap_or(limit)
+            },
+            orig_unlimited,
             usage: fresh.last().map(|s| s.usage.min(limit)),
             fresh,
         });
@@ -226,9 +283,14 @@ fn assess<'a>(pod: &'a PodInput, config: &EngineConfig, now: Timestamp) -> Asses
     } else if containers.is_empty() {
         PodState::Skip(if unlimited.is_empty() {
             format!("{name}: none of its containers is named in spec.containers")
+        } else if pod.role() == Role::Batch {
+            format!(
+                "{name}: no governed container has a CPU limit ({}), and a resize cannot add one: counted with its usage, not throttled (the node agent can throttle it)",
+                unlimited.join(", ")
+            )
         } else {
             format!(
-                "{name}: no governed container has a CPU limit ({}): there is nothing to grow or throttle",
+                "{name}: no governed container has a CPU limit ({}): there is nothing to grow",
                 unlimited.join(", ")
             )
         })
@@ -248,33 +310,110 @@ fn assess<'a>(pod: &'a PodInput, config: &EngineConfig, now: Timestamp) -> Asses
     };
     Assessed {
         pod,
+        actuator: node.actuator,
         state,
         containers,
         blind,
         blind_for,
+        untracked,
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Node signals
+
+/// A node signal that stayed at or above its threshold.
+#[derive(Debug, Clone, Copy)]
+struct Sustained {
+    /// The lowest value over the run (it stayed at least this high).
+    value: Permille,
+    /// Wall time the run covers, up to the newest sample.
+    lasted: Duration,
+}
+
+/// The run of newest samples whose signal (`pick`) is at or above `threshold`, without gaps
+/// (a sample whose interval does not reach back to the previous one within `slack` ends it).
+fn sustained(
+    samples: &[Sample],
+    pick: fn(&NodeSignals) -> Option<Permille>,
+    threshold: Permille,
+    slack: Duration,
+) -> Option<Sustained> {
+    let newest = samples.last()?.time;
+    let mut run: Option<Sustained> = None;
+    let mut next_start: Option<Timestamp> = None;
+    for s in samples.iter().rev() {
+        let Some(sig) = s.signals else { break };
+        let Some(v) = pick(&sig).filter(|v| *v >= threshold) else {
+            break;
+        };
+        if next_start.is_some_and(|start| s.time < sub(start, slack)) {
+            break;
+        }
+        let start = sub(s.time, sig.interval);
+        next_start = Some(start);
+        run = Some(Sustained {
+            value: run.map_or(v, |r| r.value.min(v)),
+            lasted: dur(newest, start),
+        });
+    }
+    run
+}
+
+fn throttled_of(s: &NodeSignals) -> Option<Permille> {
+    s.throttled
+}
+
+fn pressure_of(s: &NodeSignals) -> Option<Permille> {
+    s.pressure
+}
+
+fn threshold(percent: u32) -> Permille {
+    Permille(u16::try_from(percent.min(100) * 10).unwrap_or(1000))
 }
 
 // ---------------------------------------------------------------------------------------------
 // Latency-sensitive pods
 
+/// What happens to a container's CPU weight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WeightChange {
+    /// As the request and limit change (a raised weight is kept while above the request).
+    Keep,
+    /// Raised for starvation by shares.
+    Raise(MilliCpu),
+    /// Back to the original after a quiet period.
+    Restore,
+}
+
 struct LsProposal {
     /// New limit per governed container (index as in `Assessed::containers`).
     limits: Vec<MilliCpu>,
-    /// Whether each container is bursting (wants to grow).
+    /// New weight per governed container.
+    weights: Vec<WeightChange>,
+    /// Whether each container is bursting (wants to grow its limit).
     bursting: Vec<bool>,
+    /// Why each container presses on the node (short of CPU and nothing more to do for it
+    /// itself): batch pods yield for it.
+    pressed: Vec<Option<String>>,
+    /// What each container needs from the node when it is not its limit: a grown container
+    /// that still needs more than its original limit needs its recent peak at target.
+    demand: Vec<Option<MilliCpu>>,
     /// Reason per container (empty when it does not change).
     reasons: Vec<String>,
     /// Wanted growth that node capacity cut, per container.
     wanted: Vec<MilliCpu>,
 }
 
-fn propose_latency(a: &Assessed<'_>, now: Timestamp) -> LsProposal {
+fn propose_latency(a: &Assessed<'_>, config: &EngineConfig, now: Timestamp) -> LsProposal {
     let policy = &a.pod.policy;
     let n = a.containers.len();
     let mut p = LsProposal {
         limits: a.containers.iter().map(|c| c.limit).collect(),
+        weights: vec![WeightChange::Keep; n],
         bursting: vec![false; n],
+        pressed: vec![None; n],
+        demand: vec![None; n],
         reasons: vec![String::new(); n],
         wanted: a.containers.iter().map(|c| c.limit).collect(),
     };
@@ -292,17 +431,33 @@ fn propose_latency(a: &Assessed<'_>, now: Timestamp) -> LsProposal {
     }
     let target = a.target_util();
     let threshold_pct = u64::from(policy.latency.burst_threshold);
+    let signals = &policy.latency.signals;
+    let signal_for = Duration::from_secs(u64::from(signals.for_seconds));
     let up = &policy.behavior.scale_up;
-    let down = &policy.behavior.scale_down;
     for (i, c) in a.containers.iter().enumerate() {
         let who = format!("{}/{}", a.pod.name, c.input.name);
         let limit = c.limit;
-        // Burst: the newest samples at or above the threshold, enough of them, for long enough.
-        // Only samples taken after the last change count: earlier ones saw the old limit.
+        let step_cap = MilliCpu(limit.0 + limit.0 * u64::from(up.max_step_percent) / 100);
+        // Only samples taken after the last change count: earlier ones saw the old CPU.
         let since_change = match a.pod.last_change {
             Some(t) => &c.fresh[c.fresh.partition_point(|s| s.time <= t)..],
             None => c.fresh,
         };
+        let grow = |peak: MilliCpu| -> (MilliCpu, &'static str) {
+            let ideal = MilliCpu(ceil_div(peak.0 * 100, target));
+            let new = ideal.min(policy.max).min(step_cap).max(policy.min);
+            let cap = if ideal > policy.max && new == policy.max {
+                " (capped by spec.cpu.max)"
+            } else if ideal > step_cap && new == step_cap {
+                " (capped by scaleUp.maxStepPercent)"
+            } else {
+                ""
+            };
+            (new, cap)
+        };
+
+        // a. Usage burst: the newest samples at or above the threshold, enough of them, for
+        //    long enough.
         let run_len = since_change
             .iter()
             .rev()
@@ -323,18 +478,7 @@ fn propose_latency(a: &Assessed<'_>, now: Timestamp) -> LsProposal {
                 .map(|s| s.usage.min(limit))
                 .max()
                 .unwrap_or(limit);
-            let ideal = MilliCpu(ceil_div(peak.0 * 100, target));
-            let step_cap = MilliCpu(limit.0 + limit.0 * u64::from(up.max_step_percent) / 100);
-            let mut new = ideal.min(policy.max).min(step_cap).max(policy.min);
-            let mut cap = "";
-            if ideal > policy.max && new == policy.max {
-                cap = " (capped by spec.cpu.max)";
-            } else if ideal > step_cap && new == step_cap {
-                cap = " (capped by scaleUp.maxStepPercent)";
-            }
-            if new <= limit {
-                new = limit;
-            }
+            let (new, cap) = grow(peak);
             if new > limit {
                 p.bursting[i] = true;
                 p.limits[i] = new;
@@ -344,25 +488,182 @@ fn propose_latency(a: &Assessed<'_>, now: Timestamp) -> LsProposal {
                     pct(peak, limit),
                     if run_len == 1 { "" } else { "s" },
                 );
+                continue;
+            }
+        }
+
+        // b. Throttled: the limit bites within the sampling window (bursts shorter than a
+        //    sample). Grow the limit as for a burst at the limit; at spec.cpu.max, press.
+        let slack = config.sample_interval;
+        let throttled = sustained(
+            since_change,
+            throttled_of,
+            threshold(signals.throttled_percent),
+            slack,
+        )
+        .filter(|s| s.lasted >= signal_for);
+        if let Some(s) = throttled {
+            let seen = format!(
+                "throttled in {} of its CFS periods ≥ {}% for {}s",
+                s.value,
+                signals.throttled_percent,
+                s.lasted.as_secs()
+            );
+            let (new, cap) = grow(limit);
+            if limit < policy.max && new > limit {
+                p.bursting[i] = true;
+                p.limits[i] = new;
+                p.wanted[i] = new;
+                p.reasons[i] = format!("{who}: {seen} → limit {new}{cap}");
+            } else {
+                let why = format!("{who}: {seen} at spec.cpu.max {}", policy.max);
+                p.reasons[i] = format!("{why}: batch pods yield");
+                p.pressed[i] = Some(why);
             }
             continue;
         }
-        // Quiet: step down toward max(usage at target, recommendation), never below min.
-        if limit <= policy.min {
+
+        // c. Starved by CPU shares: runnable but waiting, without being throttled. Raise the
+        //    weight first (to the limit: beyond it the container could not use the share);
+        //    only if the pressure persists after that does the node press on batch pods.
+        let starved = sustained(
+            since_change,
+            pressure_of,
+            threshold(signals.cpu_pressure_percent),
+            slack,
+        )
+        .filter(|s| s.lasted >= signal_for);
+        if let Some(s) = starved {
+            let seen = format!(
+                "CPU pressure {} ≥ {}% for {}s",
+                s.value,
+                signals.cpu_pressure_percent,
+                s.lasted.as_secs()
+            );
+            let weight = weight_of(c);
+            let cap = limit.min(policy.max.max(weight));
+            // Within 1m of the cap counts as at it: the kernel's shares and the resize path's
+            // request (kept just below a Burstable limit) round it.
+            if weight.0 + 1 < cap.0 {
+                p.weights[i] = WeightChange::Raise(cap);
+                p.reasons[i] = format!(
+                    "{who}: {seen}, not throttled: starved by CPU shares → weight {weight} → {cap} (its limit)"
+                );
+            } else {
+                let why = format!("{who}: {seen} with its weight at its limit {cap}");
+                p.reasons[i] = format!("{why}: batch pods yield");
+                p.pressed[i] = Some(why);
+            }
             continue;
         }
-        let window = Duration::from_secs(u64::from(down.stabilization_seconds));
-        let window_start = sub(now, window);
-        if a.pod.last_change.is_some_and(|t| t > window_start) {
-            continue;
+
+        // d. Still needs its growth: a container grown above its original limit whose peak
+        //    usage over the scale-down window, at target, is above that original presses with
+        //    that need (the peak, not the latest sample, so an alternating load does not make
+        //    batch pods flap). Otherwise the growth is no longer needed, and batch pods get
+        //    their CPU back while it steps down.
+        if limit > c.orig_limit && !c.orig_unlimited {
+            let window =
+                Duration::from_secs(u64::from(policy.behavior.scale_down.stabilization_seconds));
+            let recent = &c.fresh[c.fresh.partition_point(|s| s.time < sub(now, window))..];
+            let peak = recent.iter().map(|s| s.usage.min(limit)).max();
+            if let Some(peak) = peak {
+                let need = MilliCpu(ceil_div(peak.0 * 100, target)).min(limit);
+                if need > c.orig_limit {
+                    p.demand[i] = Some(need);
+                    p.pressed[i] = Some(format!(
+                        "{who}: grown to {limit}, still needs {need} (peak {peak} in {}s at {target}% target) above its original {}",
+                        window.as_secs(),
+                        c.orig_limit
+                    ));
+                }
+            }
         }
-        let samples = &c.input.samples;
-        let covered = samples.first().is_some_and(|s| s.time <= window_start);
-        if !covered {
-            continue;
+
+        // e. Quiet.
+        quiet(a, c, i, &mut p, config, now);
+    }
+    p
+}
+
+/// The weight in force (the kernel's minimum counts as 0).
+fn weight_of(c: &ContainerView<'_>) -> MilliCpu {
+    c.input.current.effective_weight().unwrap_or(MilliCpu::ZERO)
+}
+
+/// Quiet periods: when the pod has not been changed for `scaleDown.stabilizationSeconds` and
+/// samples cover that window without a gap, step the limit down toward the larger of usage at
+/// target and the recommendation (never holding it above the original for the
+/// recommendation's sake), and give a raised weight back when no sample of the window showed
+/// CPU pressure.
+fn quiet(
+    a: &Assessed<'_>,
+    c: &ContainerView<'_>,
+    i: usize,
+    p: &mut LsProposal,
+    config: &EngineConfig,
+    now: Timestamp,
+) {
+    let policy = &a.pod.policy;
+    let down = &policy.behavior.scale_down;
+    let who = format!("{}/{}", a.pod.name, c.input.name);
+    let limit = c.limit;
+    let target = a.target_util();
+    let window = Duration::from_secs(u64::from(down.stabilization_seconds));
+    let window_start = sub(now, window);
+    if a.pod.last_change.is_some_and(|t| t > window_start) {
+        return;
+    }
+    let samples = &c.input.samples;
+    let covered = samples.first().is_some_and(|s| s.time <= window_start);
+    if !covered {
+        return;
+    }
+    let from = samples.partition_point(|s| s.time < window_start);
+    // No gap longer than the staleness bound inside the window (one sample after a long
+    // blind gap is no quiet window).
+    let gapless = samples[from.saturating_sub(1)..]
+        .windows(2)
+        .all(|w| dur(w[1].time, w[0].time) <= config.staleness());
+    if !gapless {
+        return;
+    }
+    let in_window = &samples[from..];
+    let mut reasons = vec![];
+
+    // A raised weight: what is in force differs from what the weight's restore would put in
+    // force at this limit (on the resize path, a request above its ratio).
+    let restored = change(
+        a,
+        c,
+        limit,
+        WeightChange::Restore,
+        policy.latency.request_policy,
+    )
+    .to;
+    let raised = restored.effective_weight() < c.input.current.effective_weight();
+    if raised {
+        let limit_pct = threshold(policy.latency.signals.cpu_pressure_percent);
+        let pressed = in_window.iter().any(|s| {
+            s.signals
+                .and_then(|g| g.pressure)
+                .is_some_and(|v| v >= limit_pct)
+        });
+        if !pressed {
+            p.weights[i] = WeightChange::Restore;
+            reasons.push(format!(
+                "no CPU pressure for {}s → weight back to {}",
+                window.as_secs(),
+                c.input
+                    .original()
+                    .effective_weight()
+                    .unwrap_or(MilliCpu::ZERO)
+            ));
         }
-        let from = samples.partition_point(|s| s.time < window_start);
-        let peak = samples[from..]
+    }
+
+    if limit > policy.min {
+        let peak = in_window
             .iter()
             .map(|s| s.usage.min(limit))
             .max()
@@ -371,31 +672,32 @@ fn propose_latency(a: &Assessed<'_>, now: Timestamp) -> LsProposal {
         let by_rec = c
             .input
             .recommendation
-            .map(|r| request_to_limit(r.target, a.pod.qos, c.input.original()));
+            .map(|r| request_to_limit(r.target, a.pod.qos, c.input.original()).min(c.orig_limit));
         let goal = by_usage
             .max(by_rec.unwrap_or(MilliCpu::ZERO))
             .clamp(policy.min, policy.max);
-        if goal >= limit {
-            continue;
-        }
-        let step_floor = MilliCpu(
-            limit
-                .0
-                .saturating_sub(limit.0 * u64::from(down.max_step_percent) / 100),
-        );
-        let new = goal.max(step_floor);
-        if new < limit {
-            p.limits[i] = new;
-            p.wanted[i] = new;
-            let rec = by_rec.map_or(String::new(), |r| format!(", recommendation {r}"));
-            p.reasons[i] = format!(
-                "{who}: usage at most {peak} ({}% of {limit} limit) for {}s → limit {new} (toward {goal}: usage at {target}% target{rec})",
-                pct(peak, limit),
-                window.as_secs(),
+        if goal < limit {
+            let step_floor = MilliCpu(
+                limit
+                    .0
+                    .saturating_sub(limit.0 * u64::from(down.max_step_percent) / 100),
             );
+            let new = goal.max(step_floor);
+            if new < limit {
+                p.limits[i] = new;
+                p.wanted[i] = new;
+                let rec = by_rec.map_or(String::new(), |r| format!(", recommendation {r}"));
+                reasons.push(format!(
+                    "usage at most {peak} ({}% of {limit} limit) for {}s → limit {new} (toward {goal}: usage at {target}% target{rec})",
+                    pct(peak, limit),
+                    window.as_secs(),
+                ));
+            }
         }
     }
-    p
+    if !reasons.is_empty() {
+        p.reasons[i] = format!("{who}: {}", reasons.join("; "));
+    }
 }
 
 /// The limit that gives a container the request `request`, keeping its request:limit ratio.
@@ -407,8 +709,9 @@ fn request_to_limit(request: MilliCpu, qos: QosClass, original: CpuResources) ->
     }
 }
 
-/// Cuts latency-sensitive growth to what the node can promise. Most-starved containers
-/// (highest usage/limit) are served first.
+/// Cuts latency-sensitive growth to what the node can promise. Pods in mode Auto are served
+/// before pods that are only recommended, then the most starved containers (highest
+/// usage/limit).
 fn grant_growth(
     pods: &[Assessed<'_>],
     proposals: &mut [Option<LsProposal>],
@@ -416,19 +719,25 @@ fn grant_growth(
     capacity: MilliCpu,
     committed: MilliCpu,
 ) {
-    let mut growth: Vec<(usize, usize, u64)> = vec![];
+    let mut growth: Vec<(usize, usize, bool, u64)> = vec![];
     for (pi, prop) in proposals.iter().enumerate() {
         if let Some(p) = prop {
             for (ci, c) in pods[pi].containers.iter().enumerate() {
                 if p.bursting[ci] {
                     let urgency = c.usage.map_or(0, |u| u.0 * 1000 / c.limit.0.max(1));
-                    growth.push((pi, ci, urgency));
+                    let acts = pods[pi].pod.policy.mode == Mode::Auto;
+                    growth.push((pi, ci, acts, urgency));
                 }
             }
         }
     }
-    growth.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)).then(a.1.cmp(&b.1)));
-    for (pi, ci, _) in growth {
+    growth.sort_by(|a, b| {
+        b.2.cmp(&a.2)
+            .then(b.3.cmp(&a.3))
+            .then(a.0.cmp(&b.0))
+            .then(a.1.cmp(&b.1))
+    });
+    for (pi, ci, _, _) in growth {
         let Some(p) = proposals[pi].as_mut() else {
             continue;
         };
@@ -467,10 +776,14 @@ fn finish_latency(a: &Assessed<'_>, p: &LsProposal) -> PodDecision {
     let mut changes = vec![];
     let mut up = false;
     for (i, c) in a.containers.iter().enumerate() {
-        if p.limits[i] != c.limit {
-            up |= p.limits[i] > c.limit;
-            let policy = a.pod.policy.latency.request_policy;
-            changes.push(change(a, c, p.limits[i], policy));
+        let policy = a.pod.policy.latency.request_policy;
+        if p.limits[i] == c.limit && p.weights[i] == WeightChange::Keep {
+            continue;
+        }
+        let ch = change(a, c, p.limits[i], p.weights[i], policy);
+        if ch.to != ch.from {
+            up |= p.limits[i] > c.limit || matches!(p.weights[i], WeightChange::Raise(_));
+            changes.push(ch);
         }
     }
     let reasons: Vec<&str> = p
@@ -515,7 +828,6 @@ struct BatchPlan<'a, 'b> {
     batch_limits: MilliCpu,
     pressure: bool,
     contention: bool,
-    node_blind: bool,
     why: String,
 }
 
@@ -538,14 +850,7 @@ impl BatchPlan<'_, '_> {
             |a: &Assessed<'_>| a.pod.role() == Role::Batch && matches!(a.state, PodState::Active);
 
         if self.pressure && self.contention && self.batch_limits > self.allowance {
-            if self.node_blind {
-                self.hold_all(
-                    &mut out,
-                    "holding: metrics are stale on this node, so no throttle is tightened",
-                );
-            } else {
-                self.throttle(&mut out, &active);
-            }
+            self.throttle(&mut out, &active);
         } else if !self.pressure {
             self.release(&mut out, &active, None);
         } else if self.batch_limits < self.allowance {
@@ -556,26 +861,36 @@ impl BatchPlan<'_, '_> {
             );
         }
 
-        // Blind too long: release that pod's throttle whatever else holds.
+        // Blind: never tightened (said so under pressure); blind too long: that pod's
+        // throttle is released whatever else holds.
         for (pi, a) in self.pods.iter().enumerate() {
             if !active(a) || !a.blind {
                 continue;
             }
+            if self.pressure {
+                for (ci, c) in a.containers.iter().enumerate() {
+                    out[pi][ci].1 = format!(
+                        "{}/{}: no fresh usage sample: no throttle is tightened (limit {} held)",
+                        a.pod.name, c.input.name, c.limit
+                    );
+                }
+            }
             let timeout = self.config.blind_release_after;
             if a.blind_for.is_some_and(|d| d >= timeout) && self.may_release(a) {
                 for (ci, c) in a.containers.iter().enumerate() {
-                    let orig = c.original_limit.unwrap_or(c.limit);
+                    let orig = c.orig_limit;
                     if out[pi][ci].0 < orig {
                         let new = (c.limit + self.step(orig)).min(orig);
                         out[pi][ci] = (
                             new,
                             format!(
-                                "{}/{}: no usage for {}s (release after {}s) → releasing throttle {} → {new} (original {orig})",
+                                "{}/{}: no usage for {}s (release after {}s) → releasing throttle {} → {new} (original {})",
                                 a.pod.name,
                                 c.input.name,
                                 a.blind_for.map_or(0, |d| d.as_secs()),
                                 timeout.as_secs(),
-                                c.limit
+                                c.limit,
+                                show_orig(c),
                             ),
                         );
                     }
@@ -596,24 +911,18 @@ impl BatchPlan<'_, '_> {
             .is_none_or(|t| dur(self.now, t) >= self.config.sample_interval)
     }
 
-    fn hold_all(&self, out: &mut [BatchLimits], why: &str) {
-        for (pi, a) in self.pods.iter().enumerate() {
-            for (ci, c) in a.containers.iter().enumerate() {
-                if a.pod.role() == Role::Batch {
-                    out[pi][ci].1 = format!("{}/{}: {why}", a.pod.name, c.input.name);
-                }
-            }
-        }
-    }
-
-    /// Lowers batch limits until their sum fits the allowance. Who yields first: lowest
-    /// `batch.priority`, then the pod using the most CPU (most CPU back for fewest pods
-    /// changed), then name. Within a pod, the busiest container first. Never below the floor.
+    /// Lowers batch limits until their sum fits the allowance. Pods whose throttle is put in
+    /// force (mode Auto, fresh metrics) yield first, so the room is really made; pods only
+    /// recommended follow (what would happen to them). Blind pods are held: no throttle is
+    /// tightened without evidence. Then: lowest `batch.priority`, the pod using the most CPU
+    /// (most CPU back for fewest pods changed), name. Within a pod, the busiest container
+    /// first. Never below the floor.
     fn throttle(&self, out: &mut [BatchLimits], active: &dyn Fn(&Assessed<'_>) -> bool) {
         let mut need = self.batch_limits.saturating_sub(self.allowance);
-        let mut order: Vec<usize> = (0..self.pods.len())
-            .filter(|&i| active(&self.pods[i]))
+        let order: Vec<usize> = (0..self.pods.len())
+            .filter(|&i| active(&self.pods[i]) && !self.pods[i].blind)
             .collect();
+        let mut order = order;
         let pod_usage = |a: &Assessed<'_>| -> MilliCpu {
             a.containers
                 .iter()
@@ -622,10 +931,9 @@ impl BatchPlan<'_, '_> {
         };
         order.sort_by(|&x, &y| {
             let (a, b) = (&self.pods[x], &self.pods[y]);
-            a.pod
-                .policy
-                .priority
-                .cmp(&b.pod.policy.priority)
+            b.throttleable()
+                .cmp(&a.throttleable())
+                .then(a.pod.policy.priority.cmp(&b.pod.policy.priority))
                 .then(pod_usage(b).cmp(&pod_usage(a)))
                 .then(a.pod.name.cmp(&b.pod.name))
         });
@@ -653,7 +961,7 @@ impl BatchPlan<'_, '_> {
                         "{}/{}: throttled {} → {new} (floor {}, priority {}): {}",
                         a.pod.name,
                         c.input.name,
-                        c.limit,
+                        show_limit(c),
                         a.pod.policy.floor,
                         a.pod.policy.priority,
                         self.why
@@ -689,9 +997,10 @@ impl BatchPlan<'_, '_> {
                 continue;
             }
             for (ci, c) in a.containers.iter().enumerate() {
-                let Some(orig) = c.original_limit.filter(|o| *o > c.limit) else {
+                let orig = c.orig_limit;
+                if orig <= c.limit {
                     continue;
-                };
+                }
                 let mut give = self.step(orig).min(orig.saturating_sub(c.limit));
                 if let Some(l) = left.as_mut() {
                     give = give.min(*l);
@@ -708,15 +1017,39 @@ impl BatchPlan<'_, '_> {
                         self.allowance
                     ),
                 };
+                let to = if c.orig_unlimited && new >= orig {
+                    "no limit".to_string()
+                } else {
+                    new.to_string()
+                };
                 out[pi][ci] = (
                     new,
                     format!(
-                        "{}/{}: {why} → limit {} → {new} (original {orig})",
-                        a.pod.name, c.input.name, c.limit
+                        "{}/{}: {why} → limit {} → {to} (original {})",
+                        a.pod.name,
+                        c.input.name,
+                        c.limit,
+                        show_orig(c)
                     ),
                 );
             }
         }
+    }
+}
+
+fn show_orig(c: &ContainerView<'_>) -> String {
+    if c.orig_unlimited {
+        "no limit".to_string()
+    } else {
+        c.orig_limit.to_string()
+    }
+}
+
+fn show_limit(c: &ContainerView<'_>) -> String {
+    if c.input.current.limit.is_none() {
+        "no limit".to_string()
+    } else {
+        c.limit.to_string()
     }
 }
 
@@ -726,7 +1059,13 @@ fn finish_batch(a: &Assessed<'_>, limits: &BatchLimits) -> PodDecision {
     for (c, (new, _)) in a.containers.iter().zip(limits) {
         if *new != c.limit {
             down |= *new < c.limit;
-            changes.push(change(a, c, *new, RequestPolicy::LimitOnly));
+            changes.push(change(
+                a,
+                c,
+                *new,
+                WeightChange::Keep,
+                RequestPolicy::LimitOnly,
+            ));
         }
     }
     let reasons: Vec<&str> = limits
@@ -735,10 +1074,7 @@ fn finish_batch(a: &Assessed<'_>, limits: &BatchLimits) -> PodDecision {
         .filter(|r| !r.is_empty())
         .collect();
     if changes.is_empty() {
-        let throttled = a
-            .containers
-            .iter()
-            .any(|c| c.original_limit.is_some_and(|o| o > c.limit));
+        let throttled = a.containers.iter().any(|c| c.orig_limit > c.limit);
         return none(
             a,
             if !reasons.is_empty() {
@@ -763,46 +1099,80 @@ fn finish_batch(a: &Assessed<'_>, limits: &BatchLimits) -> PodDecision {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Requests and QoS
+// Requests, weights and QoS
 
-/// The container change to `new_limit`, with the request fitted so the QoS class is kept:
-/// Guaranteed keeps request = limit; Burstable keeps request ≤ limit, and keeps it strictly
-/// below when it was below originally (so the pod cannot turn Guaranteed).
+/// The container change to `new_limit` and the weight `weight`, with the request fitted so the
+/// QoS class is kept: Guaranteed keeps request = limit; Burstable keeps request ≤ limit, and
+/// keeps it strictly below when it was below originally (so the pod cannot turn Guaranteed).
+///
+/// Weight: a raised weight is kept while it is above the request (a request that grows past
+/// it takes over: the weight follows the request again), and never above the limit. On the
+/// resize path the request is the only share lever, so a weight is written as the request.
 fn change(
     a: &Assessed<'_>,
     c: &ContainerView<'_>,
     new_limit: MilliCpu,
+    weight: WeightChange,
     policy: RequestPolicy,
 ) -> ContainerChange {
     let orig = c.input.original();
-    let request = match a.pod.qos {
-        QosClass::Guaranteed => Some(new_limit),
-        _ => {
-            let orig_req = orig.request.or(c.input.current.request);
-            let orig_lim = orig.limit.unwrap_or(c.limit);
-            orig_req.map(|r| {
-                let wanted = match (a.pod.role(), policy) {
-                    (Role::LatencySensitive, RequestPolicy::KeepRatio) if orig_lim.0 > 0 => {
-                        MilliCpu(ceil_div(new_limit.0 * r.0, orig_lim.0))
-                    }
-                    (Role::LatencySensitive, _) => c.input.current.request.unwrap_or(r),
-                    (Role::Batch, _) => r,
-                };
-                let mut req = wanted.min(new_limit).max(MilliCpu(1));
-                if r < orig_lim && req >= new_limit {
-                    req = MilliCpu(new_limit.0.saturating_sub(1).max(1));
-                }
-                req
-            })
+    let orig_req = orig.request.or(c.input.current.request);
+    let orig_lim = if c.orig_unlimited {
+        None
+    } else {
+        Some(c.orig_limit)
+    };
+    let below = |req: MilliCpu| -> MilliCpu {
+        let mut req = req.min(new_limit).max(MilliCpu(1));
+        if orig_req.zip(orig_lim).is_some_and(|(r, l)| r < l) && req >= new_limit {
+            req = MilliCpu(new_limit.0.saturating_sub(1).max(1));
         }
+        req
+    };
+    let mut request = match a.pod.qos {
+        QosClass::Guaranteed => Some(new_limit),
+        _ => orig_req.map(|r| {
+            if a.actuator == Actuator::NodeAgent && a.pod.role() == Role::Batch {
+                // The spec is never written on this path: the request (the shares) stays as
+                // it is, only the quota moves.
+                return c.input.current.request.unwrap_or(r);
+            }
+            let wanted = match (a.pod.role(), policy, orig_lim) {
+                (Role::LatencySensitive, RequestPolicy::KeepRatio, Some(l)) if l.0 > 0 => {
+                    MilliCpu(ceil_div(new_limit.0 * r.0, l.0))
+                }
+                (Role::LatencySensitive, _, _) if weight == WeightChange::Restore => r,
+                (Role::LatencySensitive, _, _) => c.input.current.request.unwrap_or(r),
+                (Role::Batch, _, _) => r,
+            };
+            below(wanted)
+        }),
+    };
+    let mut weight = match weight {
+        WeightChange::Raise(w) => Some(w),
+        WeightChange::Restore => orig.weight,
+        WeightChange::Keep => c.input.current.weight,
+    }
+    .map(|w| w.min(new_limit))
+    .filter(|w| request.is_none_or(|r| *w > r));
+    if a.actuator == Actuator::InPlaceResize
+        && let Some(w) = weight.take()
+        && a.pod.qos != QosClass::Guaranteed
+    {
+        request = Some(below(request.map_or(w, |r| r.max(w))));
+    }
+    let limit = if c.orig_unlimited && new_limit >= c.orig_limit {
+        None
+    } else {
+        Some(new_limit)
     };
     ContainerChange {
         container: c.input.name.clone(),
         from: c.input.current,
         to: CpuResources {
             request,
-            limit: Some(new_limit),
-            weight: c.input.current.weight,
+            limit,
+            weight,
         },
     }
 }
@@ -828,9 +1198,8 @@ fn pct(part: MilliCpu, whole: MilliCpu) -> u64 {
 }
 
 fn sub(t: Timestamp, d: Duration) -> Timestamp {
-    let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
-    t.checked_sub(jiff::SignedDuration::from_secs(secs))
-        .unwrap_or(Timestamp::MIN)
+    let d = jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX);
+    t.checked_sub(d).unwrap_or(Timestamp::MIN)
 }
 
 fn dur(later: Timestamp, earlier: Timestamp) -> Duration {

@@ -67,6 +67,24 @@ pub fn series(end: Timestamp, interval: i64, usage: &[u64]) -> Vec<Sample> {
         .collect()
 }
 
+/// Samples from a node source, one every `interval` seconds, the last one at `end`: each is
+/// `(usage, throttled ‰, CPU pressure ‰)` over its interval.
+pub fn signal_series(end: Timestamp, interval: i64, samples: &[(u64, u16, u16)]) -> Vec<Sample> {
+    let usage: Vec<u64> = samples.iter().map(|s| s.0).collect();
+    series(end, interval, &usage)
+        .into_iter()
+        .zip(samples)
+        .map(|(mut s, &(_, throttled, pressure))| {
+            s.signals = Some(NodeSignals {
+                interval: Duration::from_secs(interval.unsigned_abs()),
+                throttled: Some(Permille(throttled)),
+                pressure: Some(Permille(pressure)),
+            });
+            s
+        })
+        .collect()
+}
+
 /// A one-container pod (container `main`) with the given request/limit and samples.
 pub fn pod(
     name: &str,

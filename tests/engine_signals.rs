@@ -1,0 +1,219 @@
+//! Scenarios for the node signals (issue 11): starvation by CPU shares, throttling within the
+//! sampling window, and how both reach batch pods. Samples come every second, as the node
+//! agent gives them.
+
+use std::time::Duration;
+
+use burst_scaler::engine::fixtures::*;
+use burst_scaler::engine::*;
+use burst_scaler::quantity::MilliCpu;
+
+fn agent_config() -> EngineConfig {
+    EngineConfig {
+        sample_interval: Duration::from_secs(1),
+        ..EngineConfig::default()
+    }
+}
+
+/// An LS web pod 100m/1000m (policy 100m–1500m) and a compile 1000m/2000m, floor 600m, on a
+/// 2-core node, with the web's samples given, every second up to `t`.
+fn starving(t: i64, web: &[(u64, u16, u16)], actuator: Actuator) -> NodeInput {
+    let mut policy = latency_policy();
+    policy.min = MilliCpu(100);
+    policy.max = MilliCpu(1500);
+    let web = pod("web", policy, 100, 1000, signal_series(at(t), 1, web));
+    let compile = pod(
+        "compile",
+        batch_policy(600, 0),
+        1000,
+        2000,
+        signal_series(
+            at(t),
+            1,
+            &vec![(1800, 0, 0); web.containers[0].samples.len()],
+        ),
+    );
+    let mut n = node(2000, vec![web, compile]);
+    n.actuator = actuator;
+    n
+}
+
+#[test]
+fn starvation_raises_the_weight_first_and_only_then_throttles_batch() {
+    // 2 s of 40 % pressure: below forSeconds (3 s): nothing.
+    let n = starving(2, &[(180, 0, 400); 2], Actuator::NodeAgent);
+    let d = decide(&n, &agent_config(), at(2));
+    assert!(!d.pods[0].action.changes(), "{:?}", d.pods[0]);
+    assert!(!d.pods[1].action.changes(), "{:?}", d.pods[1]);
+
+    // 3 s: the weight is raised to the limit, the request and limit stay; no throttle yet.
+    let mut n = starving(3, &[(180, 0, 400); 3], Actuator::NodeAgent);
+    let d = decide(&n, &agent_config(), at(3));
+    let web = &d.pods[0];
+    assert_eq!(web.action, Action::ScaleUp, "{web:?}");
+    assert_eq!(
+        web.changes[0].to,
+        CpuResources {
+            request: Some(MilliCpu(100)),
+            limit: Some(MilliCpu(1000)),
+            weight: Some(MilliCpu(1000)),
+        }
+    );
+    assert_eq!(
+        web.reason,
+        "web/main: CPU pressure 40% ≥ 10% for 3s, not throttled: starved by CPU shares → weight 100m → 1000m (its limit)"
+    );
+    assert!(!d.pods[1].action.changes(), "batch waits: {:?}", d.pods[1]);
+    apply(&mut n, &d, at(3));
+
+    // Pressure persists 3 s after the raise: the compile yields (web needs its whole limit:
+    // allowance 1900 - 1000 = 900m).
+    for t in 4..=6 {
+        for p in &mut n.pods {
+            let c = &mut p.containers[0];
+            let u = if p.name == "web" { 400 } else { 1500 };
+            let pr = if p.name == "web" { 250 } else { 0 };
+            c.samples.extend(signal_series(at(t), 1, &[(u, 0, pr)]));
+        }
+        let d = decide(&n, &agent_config(), at(t));
+        if t < 6 {
+            assert!(!d.pods[1].action.changes(), "t={t}: {:?}", d.pods[1]);
+            continue;
+        }
+        let c = &d.pods[1];
+        assert_eq!(c.action, Action::Throttle, "{c:?}");
+        assert_eq!(c.changes[0].to.limit, Some(MilliCpu(900)));
+        assert!(
+            c.reason.contains(
+                "web/main: CPU pressure 25% ≥ 10% for 3s with its weight at its limit 1000m"
+            ),
+            "the throttle names the signal: {}",
+            c.reason
+        );
+    }
+}
+
+#[test]
+fn on_the_resize_path_a_weight_is_written_as_the_request() {
+    let n = starving(3, &[(180, 0, 400); 3], Actuator::InPlaceResize);
+    let d = decide(&n, &agent_config(), at(3));
+    let to = d.pods[0].changes[0].to;
+    // Burstable stays Burstable: the request stops 1m below the limit.
+    assert_eq!(
+        to,
+        CpuResources {
+            request: Some(MilliCpu(999)),
+            limit: Some(MilliCpu(1000)),
+            weight: None,
+        }
+    );
+}
+
+#[test]
+fn throttling_within_the_window_grows_the_limit() {
+    // Averages 40 % of its 500m limit, but throttled in 30 % of its periods for 3 s.
+    let web = pod(
+        "web",
+        latency_policy(),
+        250,
+        500,
+        signal_series(at(10), 1, &[(200, 300, 300); 3]),
+    );
+    let d = decide(&node(4000, vec![web]), &agent_config(), at(10));
+    let p = &d.pods[0];
+    assert_eq!(p.action, Action::ScaleUp);
+    // Grown as for a burst at the limit: 500m / 60 % = 834m.
+    assert_eq!(p.changes[0].to.limit, Some(MilliCpu(834)));
+    assert_eq!(
+        p.reason,
+        "web/main: throttled in 30% of its CFS periods ≥ 20% for 3s → limit 834m"
+    );
+}
+
+#[test]
+fn a_gap_in_the_signals_restarts_the_count() {
+    // Two throttled seconds, a 5 s gap, one more: not 3 s in a row.
+    let mut s = signal_series(at(3), 1, &[(200, 300, 300); 2]);
+    s.extend(signal_series(at(9), 1, &[(200, 300, 300)]));
+    let web = pod("web", latency_policy(), 250, 500, s);
+    let d = decide(&node(4000, vec![web]), &agent_config(), at(9));
+    assert!(!d.pods[0].action.changes(), "{:?}", d.pods[0]);
+}
+
+#[test]
+fn samples_without_signals_are_treated_as_before() {
+    // The metrics.k8s.io path: usage only, low: no signal, no change.
+    let web = pod(
+        "web",
+        latency_policy(),
+        250,
+        500,
+        series(at(45), 15, &[200, 200, 200, 200]),
+    );
+    let d = decide(&node(4000, vec![web]), &config(), at(45));
+    assert!(!d.pods[0].action.changes(), "{:?}", d.pods[0]);
+}
+
+#[test]
+fn a_throttled_pod_at_its_max_makes_batch_yield() {
+    let mut policy = latency_policy();
+    policy.max = MilliCpu(1500);
+    let api = pod(
+        "api",
+        policy,
+        1000,
+        1500,
+        signal_series(at(5), 1, &[(1500, 900, 600); 3]),
+    );
+    let compile = pod(
+        "compile",
+        batch_policy(600, 0),
+        100,
+        1000,
+        signal_series(at(5), 1, &[(500, 500, 500); 3]),
+    );
+    let d = decide(&node(2000, vec![api, compile]), &agent_config(), at(5));
+    assert!(!d.pods[0].action.changes(), "{:?}", d.pods[0]);
+    let c = &d.pods[1];
+    assert_eq!(c.action, Action::Throttle, "{c:?}");
+    // Allowance 1900 - 1500 = 400m, below the floor: the floor.
+    assert_eq!(c.changes[0].to.limit, Some(MilliCpu(600)));
+    assert!(
+        c.reason.contains(
+            "api/main: throttled in 90% of its CFS periods ≥ 20% for 3s at spec.cpu.max 1500m"
+        ),
+        "{}",
+        c.reason
+    );
+}
+
+#[test]
+fn a_raised_weight_is_given_back_after_a_quiet_window() {
+    let mut policy = latency_policy();
+    policy.max = MilliCpu(1500);
+    let mut web = pod(
+        "web",
+        policy,
+        100,
+        1000,
+        signal_series(at(400), 1, &vec![(100, 0, 0); 350]),
+    );
+    web.containers[0].original = Some(CpuResources::new(100, 1000));
+    web.containers[0].current.weight = Some(MilliCpu(1000));
+    web.last_change = Some(at(50));
+    let mut n = node(2000, vec![web]);
+    n.actuator = Actuator::NodeAgent;
+    let d = decide(&n, &agent_config(), at(400));
+    let p = &d.pods[0];
+    assert_eq!(p.action, Action::ScaleDown, "{p:?}");
+    assert_eq!(
+        p.changes[0].to.weight, None,
+        "the weight follows the request again"
+    );
+    assert!(
+        p.reason
+            .contains("no CPU pressure for 300s → weight back to 100m"),
+        "{}",
+        p.reason
+    );
+}
