@@ -22,6 +22,9 @@ struct PodSpec {
     limit_only: bool,
     demand: u64,
     stale: bool,
+    /// Node signals (throttled ‰, pressure ‰), or none (the metrics.k8s.io path).
+    signals: Option<(u16, u16)>,
+    borrow: bool,
 }
 
 fn pod_spec() -> impl Strategy<Value = PodSpec> {
@@ -35,6 +38,8 @@ fn pod_spec() -> impl Strategy<Value = PodSpec> {
         any::<bool>(),
         0u64..3000,
         prop::bool::weighted(0.1),
+        prop::option::of((0u16..=1000, 0u16..=1000)),
+        any::<bool>(),
     )
         .prop_map(
             |(
@@ -47,6 +52,8 @@ fn pod_spec() -> impl Strategy<Value = PodSpec> {
                 limit_only,
                 demand,
                 stale,
+                signals,
+                borrow,
             )| {
                 let request = if guaranteed {
                     limit
@@ -65,12 +72,14 @@ fn pod_spec() -> impl Strategy<Value = PodSpec> {
                     limit_only,
                     demand,
                     stale,
+                    signals,
+                    borrow,
                 }
             },
         )
 }
 
-fn build(specs: &[PodSpec], allocatable: u64, samples: usize) -> NodeInput {
+fn build(specs: &[PodSpec], allocatable: u64, samples: usize, agent: bool) -> NodeInput {
     let now = at(3600);
     let pods = specs
         .iter()
@@ -89,14 +98,13 @@ fn build(specs: &[PodSpec], allocatable: u64, samples: usize) -> NodeInput {
             if s.limit_only {
                 policy.latency.request_policy = RequestPolicy::LimitOnly;
             }
-            let usage = vec![s.demand.min(s.limit); samples];
-            let mut p = pod(
-                &format!("p{i}"),
-                policy,
-                s.request,
-                s.limit,
-                series(now, 15, &usage),
-            );
+            policy.borrow.enabled = s.borrow;
+            let u = s.demand.min(s.limit);
+            let samples = match s.signals {
+                None => series(now, 15, &vec![u; samples]),
+                Some((th, pr)) => signal_series(now, 15, &vec![(u, th, pr); samples]),
+            };
+            let mut p = pod(&format!("p{i}"), policy, s.request, s.limit, samples);
             p.policy = Arc::new((*p.policy).clone());
             if s.guaranteed {
                 p.qos = QosClass::Guaranteed;
@@ -109,7 +117,11 @@ fn build(specs: &[PodSpec], allocatable: u64, samples: usize) -> NodeInput {
             p
         })
         .collect();
-    node(allocatable, pods)
+    let mut n = node(allocatable, pods);
+    if agent {
+        n.actuator = Actuator::NodeAgent;
+    }
+    n
 }
 
 fn check_invariants(n: &NodeInput, d: &NodeDecision) -> Result<(), TestCaseError> {
@@ -125,13 +137,28 @@ fn check_invariants(n: &NodeInput, d: &NodeDecision) -> Result<(), TestCaseError
         let new = dec.changes.first().map(|ch| ch.to).unwrap_or(c.current);
         let new_limit = new.limit.expect("limit");
         let new_req = new.request.expect("request");
-        // QoS: Guaranteed stays request = limit; Burstable stays request < limit.
+        // QoS: Guaranteed stays request = limit; Burstable stays request < limit. (The node
+        // agent never writes the spec: a throttled batch pod keeps its request, its shares.)
+        let spec_untouched =
+            n.actuator == Actuator::NodeAgent && p.role() == burst_scaler::api::Role::Batch;
         match p.qos {
+            _ if spec_untouched => prop_assert_eq!(new.request, c.current.request),
             QosClass::Guaranteed => prop_assert_eq!(new_req, new_limit),
             _ => prop_assert!(new_req < new_limit, "{} {:?}", dec.reason, new),
         }
         prop_assert!(new_req >= MilliCpu(1));
         let pol = &p.policy;
+        // A weight is never above the limit, and only the node agent has one.
+        if let Some(w) = new.weight {
+            prop_assert!(
+                w <= new_limit,
+                "weight {} above limit {}: {}",
+                w,
+                new_limit,
+                dec.reason
+            );
+            prop_assert_eq!(n.actuator, Actuator::NodeAgent);
+        }
         match p.role() {
             burst_scaler::api::Role::LatencySensitive => {
                 if new_limit > cur {
@@ -151,9 +178,15 @@ fn check_invariants(n: &NodeInput, d: &NodeDecision) -> Result<(), TestCaseError
                     "below floor: {}",
                     dec.reason
                 );
+                let ceiling = if pol.borrow.enabled {
+                    pol.max.max(cur)
+                } else {
+                    orig.limit.expect("limit").max(cur)
+                };
                 prop_assert!(
-                    new_limit <= orig.limit.expect("limit").max(cur),
-                    "above original"
+                    new_limit <= ceiling,
+                    "above original (or max when borrowing): {}",
+                    dec.reason
                 );
                 floors += new_limit.min(pol.floor);
             }
@@ -184,18 +217,18 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
 
     #[test]
-    fn bounds_qos_and_capacity_hold(specs in prop::collection::vec(pod_spec(), 1..8), alloc in 1000u64..8000) {
-        let n = build(&specs, alloc, 30);
+    fn bounds_qos_and_capacity_hold(specs in prop::collection::vec(pod_spec(), 1..8), alloc in 1000u64..8000, agent in any::<bool>()) {
+        let n = build(&specs, alloc, 30, agent);
         let d = decide(&n, &config(), at(3600));
         check_invariants(&n, &d)?;
     }
 
     #[test]
     fn applying_a_decision_then_deciding_again_changes_nothing(
-        specs in prop::collection::vec(pod_spec(), 1..8), alloc in 1000u64..8000,
+        specs in prop::collection::vec(pod_spec(), 1..8), alloc in 1000u64..8000, agent in any::<bool>(),
     ) {
         let now = at(3600);
-        let mut n = build(&specs, alloc, 30);
+        let mut n = build(&specs, alloc, 30, agent);
         let d = decide(&n, &config(), now);
         apply(&mut n, &d, now);
         let again = decide(&n, &config(), now);
@@ -205,10 +238,10 @@ proptest! {
     }
 
     #[test]
-    fn steady_demand_stops_acting(specs in prop::collection::vec(pod_spec(), 1..6), alloc in 1000u64..8000) {
+    fn steady_demand_stops_acting(specs in prop::collection::vec(pod_spec(), 1..6), alloc in 1000u64..8000, agent in any::<bool>()) {
         // Constant demand, one pass every 15 s for 90 minutes: after convergence nothing moves,
         // and no pod goes back and forth.
-        let mut n = build(&specs, alloc, 0);
+        let mut n = build(&specs, alloc, 0, agent);
         for s in &mut n.pods { s.containers[0].samples.clear(); }
         let demand: Vec<u64> = specs.iter().map(|s| s.demand).collect();
         let mut history: Vec<Vec<Action>> = vec![vec![]; specs.len()];
@@ -220,6 +253,15 @@ proptest! {
                 let i: usize = pod.trim_start_matches('p').parse().unwrap_or(0);
                 demand[i]
             });
+            for (p, spec) in n.pods.iter_mut().zip(&specs) {
+                if let (Some((th, pr)), Some(last)) = (spec.signals, p.containers[0].samples.last_mut()) {
+                    last.signals = Some(NodeSignals {
+                        interval: std::time::Duration::from_secs(15),
+                        throttled: Some(Permille(th)),
+                        pressure: Some(Permille(pr)),
+                    });
+                }
+            }
             let d = decide(&n, &config(), t);
             check_invariants(&n, &d)?;
             for (i, p) in d.pods.iter().enumerate() {
@@ -232,12 +274,12 @@ proptest! {
         }
         prop_assert!(last_change < passes - 40, "still acting at pass {}: {:?}", last_change, history);
         for h in &history {
-            let ups = h.iter().filter(|a| matches!(a, Action::ScaleUp | Action::Release)).count();
+            let ups = h.iter().filter(|a| matches!(a, Action::ScaleUp | Action::Release | Action::Borrow)).count();
             let downs = h.iter().filter(|a| matches!(a, Action::ScaleDown | Action::Throttle)).count();
             // A direction reversal may happen once (e.g. a burst grows a pod, the window then
             // trims the overshoot); repeated reversals are flapping.
             let reversals = h.windows(2).filter(|w| {
-                let up = |a: &Action| matches!(a, Action::ScaleUp | Action::Release);
+                let up = |a: &Action| matches!(a, Action::ScaleUp | Action::Release | Action::Borrow);
                 up(&w[0]) != up(&w[1])
             }).count();
             prop_assert!(reversals <= 2, "flapping: {:?} (ups {}, downs {})", h, ups, downs);

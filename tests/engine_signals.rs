@@ -217,3 +217,94 @@ fn a_raised_weight_is_given_back_after_a_quiet_window() {
         p.reason
     );
 }
+
+// --- borrowing idle CPU (batch.borrow) ---------------------------------------------------------
+
+fn borrower(enabled: bool) -> PodInput {
+    let mut policy = batch_policy(200, 0);
+    policy.max = MilliCpu(2000);
+    policy.borrow.enabled = enabled;
+    pod("compile", policy, 250, 500, vec![])
+}
+
+/// Runs passes every second from `from` to `to` with usage from `usage(pod, t)`; returns the
+/// changing decisions as (t, pod, action, limit, reason).
+fn run_agent(
+    n: &mut NodeInput,
+    from: i64,
+    to: i64,
+    usage: impl Fn(&str, i64) -> u64,
+) -> Vec<(i64, String, Action, Option<u64>, String)> {
+    let mut log = vec![];
+    for t in from..=to {
+        observe(n, at(t), 900, |p, _| usage(p, t));
+        let d = decide(n, &agent_config(), at(t));
+        for p in &d.pods {
+            if p.action.changes() {
+                log.push((
+                    t,
+                    p.pod.clone(),
+                    p.action,
+                    p.changes[0].to.limit.map(|l| l.0),
+                    p.reason.clone(),
+                ));
+            }
+        }
+        apply(n, &d, at(t));
+    }
+    log
+}
+
+fn limit(n: &NodeInput, pod: &str) -> Option<u64> {
+    n.pods
+        .iter()
+        .find(|p| p.name == pod)
+        .and_then(|p| p.containers[0].current.limit)
+        .map(|l| l.0)
+}
+
+#[test]
+fn a_batch_pod_borrows_an_idle_node_and_gives_it_back_the_moment_an_ls_pod_bursts() {
+    let web = pod("web", latency_policy(), 250, 500, vec![]);
+    let mut n = node(2000, vec![web, borrower(true)]);
+    n.actuator = Actuator::NodeAgent;
+    // The compile uses all it is given; web idles at 50m.
+    let log = run_agent(&mut n, 0, 20, |p, _| if p == "web" { 50 } else { 2000 });
+    let first = &log[0];
+    assert_eq!((first.2, first.3), (Action::Borrow, Some(750)), "{log:?}");
+    assert!(
+        first.4.contains("no latency-sensitive pressure and 1316m idle on the node (keeping 190m headroom) → borrows: limit 500m → 750m (original 500m, max 2000m)"),
+        "{}",
+        first.4
+    );
+    // Up to what is idle minus the headroom: 1900 - 84 (web at target) - 190.
+    assert_eq!(limit(&n, "compile"), Some(1626), "{log:?}");
+
+    // Web bursts: in the same pass it grows and the compile is back at its original.
+    let log = run_agent(&mut n, 21, 21, |p, _| if p == "web" { 490 } else { 2000 });
+    let web = log.iter().find(|l| l.1 == "web").expect("web decision");
+    assert_eq!(web.2, Action::ScaleUp, "{log:?}");
+    let c = log
+        .iter()
+        .find(|l| l.1 == "compile")
+        .expect("compile decision");
+    assert_eq!((c.2, c.3), (Action::Throttle, Some(500)), "{log:?}");
+    assert!(
+        c.4.starts_with(
+            "compile/main: borrowed CPU taken back at once: limit 1626m → 500m (its original)"
+        ),
+        "{}",
+        c.4
+    );
+}
+
+#[test]
+fn without_opt_in_or_when_not_held_by_its_limit_a_batch_pod_does_not_borrow() {
+    for (enabled, usage) in [(false, 2000), (true, 300)] {
+        let mut n = node(2000, vec![borrower(enabled)]);
+        n.actuator = Actuator::NodeAgent;
+        let log = run_agent(&mut n, 0, 10, |_, _| usage);
+        assert!(log.is_empty(), "enabled {enabled}, usage {usage}: {log:?}");
+        assert_eq!(limit(&n, "compile"), Some(500));
+    }
+}

@@ -28,9 +28,10 @@ fn sample_trace_shows_burst_throttle_scale_down_and_release() {
         "t=  120s  Throttle  compile-x2k4/cc: throttled 1800m → 1000m (floor 400m, priority 0)",
         // Held while web still needs its growth (its peak over the 120 s window), then given
         // back step by step; web steps down after its quiet window.
-        "t=  300s  Release   compile-x2k4/cc: no latency-sensitive pressure on the node → limit 1000m → 1180m (original 1800m)",
+        "t=  390s  ScaleDown web-7f9c/web: usage at most 150m (19% of 800m limit) for 120s → limit 600m",
+        "t=  390s  Release   compile-x2k4/cc: no latency-sensitive pressure on the node → limit 1000m → 1180m (original 1800m)",
         "Release   compile-x2k4/cc: no latency-sensitive pressure on the node → limit 1720m → 1800m (original 1800m)",
-        "ScaleDown web-7f9c/web: usage at most 150m",
+        "t=  510s  ScaleDown web-7f9c/web: usage at most 150m (25% of 600m limit) for 120s → limit 500m",
     ];
     let mut pos = 0;
     for w in want {
@@ -161,5 +162,43 @@ fn starvation_trace_raises_the_weight_then_throttles_and_gives_everything_back()
     assert!(
         out.contains("web: request 100m limit 1000m → request 100m limit 1000m weight 1000m"),
         "the weight is shown next to request and limit: {out}"
+    );
+}
+
+#[test]
+fn borrow_trace_borrows_the_idle_node_and_gives_it_back_the_moment_web_bursts() {
+    let (ok, out, err) = replay(&["experiments/traces/borrow-and-give-back.json"]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("t=")).collect();
+    let want = [
+        "t=    0s  Borrow    compile-7h2m/cc: no latency-sensitive pressure and 1316m idle on the node (keeping 190m headroom) → borrows: limit 500m → 750m (original 500m, max 2000m)",
+        "t=    4s  Borrow    compile-7h2m/cc: no latency-sensitive pressure and 316m idle on the node (keeping 190m headroom) → borrows: limit 1500m → 1626m",
+        "t=   60s  ScaleUp   web-5d8f/web: cpu burst 96% of 500m limit for 1 sample → limit 800m",
+        "t=   60s  Throttle  compile-7h2m/cc: borrowed CPU taken back at once: limit 1626m → 500m (its original): latency-sensitive pods need 800m (web-5d8f/web bursting)",
+        // Web keeps its growth until its 300 s window shows it no longer needs it; then the
+        // compile borrows again.
+        "t=  376s  ScaleDown web-5d8f/web: usage at most 50m",
+        "t=  376s  Borrow    compile-7h2m/cc: no latency-sensitive pressure and 1316m idle",
+    ];
+    let mut pos = 0;
+    for w in want {
+        let found = lines[pos..].iter().position(|l| l.contains(w));
+        let Some(i) = found else {
+            panic!("missing (in order) {w:?} in:\n{out}");
+        };
+        pos += i + 1;
+    }
+    let between: Vec<&&str> = lines
+        .iter()
+        .filter(|l| {
+            l.contains("Borrow") && {
+                let t: u64 = l[2..7].trim().parse().unwrap_or(0);
+                (60..376).contains(&t)
+            }
+        })
+        .collect();
+    assert!(
+        between.is_empty(),
+        "no borrowing while web needs its growth: {between:?}"
     );
 }

@@ -271,6 +271,50 @@ pub struct BatchPolicy {
     #[serde(default)]
     #[schemars(range(min = -1000, max = 1000))]
     pub priority: i32,
+    /// Borrowing idle CPU above the original limit (off unless enabled).
+    #[serde(default)]
+    pub borrow: BorrowPolicy,
+}
+
+/// Whether and how a batch pod grows above its original CPU limit, up to `spec.cpu.max`, while
+/// the node has idle CPU and no latency-sensitive pod presses on it. The borrowed CPU is taken
+/// back at once — before any batch pod goes below its original limit — as soon as one does.
+///
+/// Opt-in: borrowing changes the CPU a workload was given beyond what its owner wrote, which
+/// changes what it costs and how fast it runs next to others; an operator should ask for it.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BorrowPolicy {
+    /// Let the governed batch pods borrow idle CPU.
+    #[serde(default)]
+    pub enabled: bool,
+    /// CPU of the node (allocatable − reserve), in %, left idle when borrowing: room for a
+    /// latency-sensitive burst to start before the next pass takes the borrowed CPU back.
+    #[serde(default = "default_borrow_headroom")]
+    #[schemars(range(min = 0, max = 90))]
+    pub headroom_percent: u32,
+    /// Largest growth in one pass (at most one per sampling interval), in % of the original
+    /// limit.
+    #[serde(default = "default_borrow_step")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub step_percent: u32,
+}
+
+fn default_borrow_headroom() -> u32 {
+    10
+}
+fn default_borrow_step() -> u32 {
+    50
+}
+
+impl Default for BorrowPolicy {
+    fn default() -> Self {
+        BorrowPolicy {
+            enabled: false,
+            headroom_percent: default_borrow_headroom(),
+            step_percent: default_borrow_step(),
+        }
+    }
 }
 
 /// Rates of change.

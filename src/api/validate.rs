@@ -8,8 +8,8 @@
 use std::fmt;
 
 use super::{
-    Behavior, BurstScalerSpec, LatencySensitivePolicy, Mode, RecommendationPolicy, Role,
-    ScalingRules, rules,
+    Behavior, BorrowPolicy, BurstScalerSpec, LatencySensitivePolicy, Mode, RecommendationPolicy,
+    Role, ScalingRules, rules,
 };
 use crate::quantity::MilliCpu;
 
@@ -41,6 +41,8 @@ pub struct ValidatedSpec {
     pub floor: MilliCpu,
     /// For `Batch`: who yields first (lower first). 0 for `LatencySensitive`.
     pub priority: i32,
+    /// For `Batch`: borrowing idle CPU (disabled for `LatencySensitive`).
+    pub borrow: BorrowPolicy,
     pub latency: LatencySensitivePolicy,
     pub behavior: Behavior,
     pub recommendation: RecommendationPolicy,
@@ -168,6 +170,22 @@ pub fn validate(spec: &BurstScalerSpec) -> Result<ValidatedSpec, Vec<FieldError>
         );
     }
 
+    if let Some(b) = &spec.batch {
+        let (h, st) = (b.borrow.headroom_percent, b.borrow.step_percent);
+        if h > 90 {
+            err(
+                "spec.batch.borrow.headroomPercent",
+                format!("must be between 0 and 90 (got {h})"),
+            );
+        }
+        if !(1..=1000).contains(&st) {
+            err(
+                "spec.batch.borrow.stepPercent",
+                format!("must be between 1 and 1000 (got {st})"),
+            );
+        }
+    }
+
     let latency = spec.latency_policy();
     let mut range = |field: &str, v: u32, lo: u32, hi: u32| {
         if v < lo || v > hi {
@@ -264,6 +282,11 @@ pub fn validate(spec: &BurstScalerSpec) -> Result<ValidatedSpec, Vec<FieldError>
             max,
             floor: floor.unwrap_or(min),
             priority: spec.batch.as_ref().map_or(0, |b| b.priority),
+            borrow: spec
+                .batch
+                .as_ref()
+                .map(|b| b.borrow.clone())
+                .unwrap_or_default(),
             latency,
             behavior: spec.behavior.clone(),
             recommendation: spec.recommendation.clone(),

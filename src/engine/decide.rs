@@ -62,6 +62,7 @@ pub fn decide(node: &NodeInput, config: &EngineConfig, now: Timestamp) -> NodeDe
     let mut pressure: Vec<String> = vec![];
     let mut blind: Vec<&str> = vec![];
     let mut batch_usage = MilliCpu::ZERO;
+    let mut batch_claim = MilliCpu::ZERO;
     let mut batch_limits = MilliCpu::ZERO;
     for (a, prop) in pods.iter().zip(&proposals) {
         if a.blind && !matches!(a.state, PodState::Skip(_)) {
@@ -94,7 +95,14 @@ pub fn decide(node: &NodeInput, config: &EngineConfig, now: Timestamp) -> NodeDe
                     }
                 }
                 Role::Batch => {
-                    batch_usage += c.usage.unwrap_or(c.limit).min(c.limit);
+                    let used = c.usage.unwrap_or(c.limit).min(c.limit);
+                    batch_usage += used;
+                    // What was lent stays claimed until it is taken back.
+                    batch_claim += if c.limit > c.orig_limit {
+                        c.limit
+                    } else {
+                        used
+                    };
                     batch_limits += c.limit;
                 }
             }
@@ -138,6 +146,26 @@ pub fn decide(node: &NodeInput, config: &EngineConfig, now: Timestamp) -> NodeDe
         batch_limits,
         pressure: !pressure.is_empty(),
         contention,
+        capacity,
+        idle: capacity.saturating_sub(others + ls_demand + batch_claim),
+        calm: pods.iter().zip(&proposals).all(|(a, prop)| {
+            let settle = config.sample_interval.max(Duration::from_secs(u64::from(
+                a.pod.policy.latency.signals.for_seconds,
+            )));
+            a.pod.role() != Role::LatencySensitive
+                || (a.pod.last_change.is_none_or(|t| dur(now, t) >= settle)
+                    && a.containers.iter().enumerate().all(|(i, c)| {
+                        let orig = c.input.original();
+                        c.input
+                            .current
+                            .weight
+                            .is_none_or(|w| Some(w) <= orig.effective_weight())
+                            && prop.as_ref().is_none_or(|p| {
+                                p.limits[i] <= c.limit
+                                    && !matches!(p.weights[i], WeightChange::Raise(_))
+                            })
+                    }))
+        }),
         why: format!(
             "latency-sensitive pods need {ls_demand} ({}), others {others}, batch uses {batch_usage} of {capacity} available",
             pressure.join(", ")
@@ -565,7 +593,8 @@ fn propose_latency(a: &Assessed<'_>, config: &EngineConfig, now: Timestamp) -> L
         if limit > c.orig_limit && !c.orig_unlimited {
             let window =
                 Duration::from_secs(u64::from(policy.behavior.scale_down.stabilization_seconds));
-            let recent = &c.fresh[c.fresh.partition_point(|s| s.time < sub(now, window))..];
+            let all = &c.input.samples;
+            let recent = &all[all.partition_point(|s| s.time < sub(now, window))..];
             let peak = recent.iter().map(|s| s.usage.min(limit)).max();
             if let Some(peak) = peak {
                 let need = MilliCpu(ceil_div(peak.0 * 100, target)).min(limit);
@@ -828,6 +857,15 @@ struct BatchPlan<'a, 'b> {
     batch_limits: MilliCpu,
     pressure: bool,
     contention: bool,
+    /// allocatable − reserve.
+    capacity: MilliCpu,
+    /// CPU nobody uses or was lent: capacity − others − latency-sensitive demand − batch
+    /// usage (a borrowed limit counted in full).
+    idle: MilliCpu,
+    /// No latency-sensitive container has a raised weight (it was starved recently), grows in
+    /// this pass, or was changed less than `signals.forSeconds` (and one sampling interval)
+    /// ago, before its signals could see its new CPU: only then may batch pods borrow.
+    calm: bool,
     why: String,
 }
 
@@ -849,10 +887,24 @@ impl BatchPlan<'_, '_> {
         let active =
             |a: &Assessed<'_>| a.pod.role() == Role::Batch && matches!(a.state, PodState::Active);
 
-        if self.pressure && self.contention && self.batch_limits > self.allowance {
-            self.throttle(&mut out, &active);
+        // Under pressure, borrowed CPU goes back first, at once, whatever the contention.
+        if self.pressure {
+            self.take_back(&mut out, &active);
+        }
+        let limits: MilliCpu = self
+            .pods
+            .iter()
+            .zip(&out)
+            .filter(|(a, _)| a.pod.role() == Role::Batch)
+            .flat_map(|(_, o)| o.iter().map(|(l, _)| *l))
+            .sum();
+        if self.pressure && self.contention && limits > self.allowance {
+            self.throttle(&mut out, &active, limits);
         } else if !self.pressure {
             self.release(&mut out, &active, None);
+            if self.calm {
+                self.borrow(&mut out, &active);
+            }
         } else if self.batch_limits < self.allowance {
             self.release(
                 &mut out,
@@ -917,8 +969,13 @@ impl BatchPlan<'_, '_> {
     /// tightened without evidence. Then: lowest `batch.priority`, the pod using the most CPU
     /// (most CPU back for fewest pods changed), name. Within a pod, the busiest container
     /// first. Never below the floor.
-    fn throttle(&self, out: &mut [BatchLimits], active: &dyn Fn(&Assessed<'_>) -> bool) {
-        let mut need = self.batch_limits.saturating_sub(self.allowance);
+    fn throttle(
+        &self,
+        out: &mut [BatchLimits],
+        active: &dyn Fn(&Assessed<'_>) -> bool,
+        limits: MilliCpu,
+    ) {
+        let mut need = limits.saturating_sub(self.allowance);
         let order: Vec<usize> = (0..self.pods.len())
             .filter(|&i| active(&self.pods[i]) && !self.pods[i].blind)
             .collect();
@@ -948,13 +1005,14 @@ impl BatchPlan<'_, '_> {
                     return;
                 }
                 let c = &a.containers[ci];
-                let floor = a.pod.policy.floor.min(c.limit);
-                let cut = need.min(c.limit.saturating_sub(floor));
+                let from = out[pi][ci].0;
+                let floor = a.pod.policy.floor.min(from);
+                let cut = need.min(from.saturating_sub(floor));
                 if cut == MilliCpu::ZERO {
                     continue;
                 }
                 need = need.saturating_sub(cut);
-                let new = c.limit.saturating_sub(cut);
+                let new = from.saturating_sub(cut);
                 out[pi][ci] = (
                     new,
                     format!(
@@ -965,6 +1023,74 @@ impl BatchPlan<'_, '_> {
                         a.pod.policy.floor,
                         a.pod.policy.priority,
                         self.why
+                    ),
+                );
+            }
+        }
+    }
+
+    /// Takes every borrowed limit (above the original) back to the original.
+    fn take_back(&self, out: &mut [BatchLimits], active: &dyn Fn(&Assessed<'_>) -> bool) {
+        for (pi, a) in self.pods.iter().enumerate() {
+            if !active(a) {
+                continue;
+            }
+            for (ci, c) in a.containers.iter().enumerate() {
+                if c.limit > c.orig_limit {
+                    out[pi][ci] = (
+                        c.orig_limit,
+                        format!(
+                            "{}/{}: borrowed CPU taken back at once: limit {} → {} (its original): {}",
+                            a.pod.name, c.input.name, c.limit, c.orig_limit, self.why
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Without pressure, batch pods that opted in and are held by their limit (using ≥ 90 % of
+    /// it) grow above their original limit, one step per sampling interval, into the node's
+    /// idle CPU minus the headroom, never above `spec.cpu.max`.
+    fn borrow(&self, out: &mut [BatchLimits], active: &dyn Fn(&Assessed<'_>) -> bool) {
+        let mut idle = self.idle;
+        let mut order: Vec<usize> = (0..self.pods.len())
+            .filter(|&i| {
+                let a = &self.pods[i];
+                active(a) && a.pod.policy.borrow.enabled && !a.blind && self.may_release(a)
+            })
+            .collect();
+        order.sort_by(|&x, &y| {
+            let (a, b) = (&self.pods[x], &self.pods[y]);
+            b.pod
+                .policy
+                .priority
+                .cmp(&a.pod.policy.priority)
+                .then(a.pod.name.cmp(&b.pod.name))
+        });
+        for pi in order {
+            let a = &self.pods[pi];
+            let borrow = &a.pod.policy.borrow;
+            let headroom = MilliCpu(self.capacity.0 * u64::from(borrow.headroom_percent) / 100);
+            for (ci, c) in a.containers.iter().enumerate() {
+                let limit = out[pi][ci].0;
+                let held = c.usage.is_some_and(|u| u.0 * 10 >= limit.0 * 9);
+                if c.orig_unlimited || limit != c.limit || limit < c.orig_limit || !held {
+                    continue;
+                }
+                let room = idle.saturating_sub(headroom);
+                let step = MilliCpu(c.orig_limit.0 * u64::from(borrow.step_percent) / 100);
+                let give = step.min(room).min(a.pod.policy.max.saturating_sub(limit));
+                if give == MilliCpu::ZERO {
+                    continue;
+                }
+                idle = idle.saturating_sub(give);
+                let new = limit + give;
+                out[pi][ci] = (
+                    new,
+                    format!(
+                        "{}/{}: no latency-sensitive pressure and {} idle on the node (keeping {headroom} headroom) → borrows: limit {limit} → {new} (original {}, max {})",
+                        a.pod.name, c.input.name, self.idle, c.orig_limit, a.pod.policy.max
                     ),
                 );
             }
@@ -1056,9 +1182,11 @@ fn show_limit(c: &ContainerView<'_>) -> String {
 fn finish_batch(a: &Assessed<'_>, limits: &BatchLimits) -> PodDecision {
     let mut changes = vec![];
     let mut down = false;
+    let mut borrows = false;
     for (c, (new, _)) in a.containers.iter().zip(limits) {
         if *new != c.limit {
             down |= *new < c.limit;
+            borrows |= *new > c.orig_limit;
             changes.push(change(
                 a,
                 c,
@@ -1090,6 +1218,8 @@ fn finish_batch(a: &Assessed<'_>, limits: &BatchLimits) -> PodDecision {
         pod: a.pod.name.clone(),
         action: if down {
             Action::Throttle
+        } else if borrows {
+            Action::Borrow
         } else {
             Action::Release
         },
@@ -1130,13 +1260,13 @@ fn change(
         req
     };
     let mut request = match a.pod.qos {
+        // The spec is never written on the node agent's path: a batch pod's request (its
+        // shares) stays as it is, only the quota moves.
+        _ if a.actuator == Actuator::NodeAgent && a.pod.role() == Role::Batch => {
+            c.input.current.request
+        }
         QosClass::Guaranteed => Some(new_limit),
         _ => orig_req.map(|r| {
-            if a.actuator == Actuator::NodeAgent && a.pod.role() == Role::Batch {
-                // The spec is never written on this path: the request (the shares) stays as
-                // it is, only the quota moves.
-                return c.input.current.request.unwrap_or(r);
-            }
             let wanted = match (a.pod.role(), policy, orig_lim) {
                 (Role::LatencySensitive, RequestPolicy::KeepRatio, Some(l)) if l.0 > 0 => {
                     MilliCpu(ceil_div(new_limit.0 * r.0, l.0))

@@ -8,7 +8,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::model::*;
 use crate::api::{
-    Behavior, LatencySensitivePolicy, Mode, RecommendationPolicy, Role, ValidatedSpec,
+    Behavior, BorrowPolicy, LatencySensitivePolicy, Mode, RecommendationPolicy, Role, ValidatedSpec,
 };
 use crate::quantity::MilliCpu;
 
@@ -33,6 +33,7 @@ pub fn latency_policy() -> ValidatedSpec {
         max: MilliCpu(2000),
         floor: MilliCpu(250),
         priority: 0,
+        borrow: BorrowPolicy::default(),
         latency: LatencySensitivePolicy::default(),
         behavior: Behavior::default(),
         recommendation: RecommendationPolicy::default(),

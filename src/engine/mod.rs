@@ -64,6 +64,12 @@
 //!      of the original per step and at most one step per sampling interval per pod.
 //!    - Pressure without contention: the same release, but only within the allowance (so a
 //!      release never re-creates the contention that caused the throttle: no flapping).
+//!    - Borrowing (`batch.borrow.enabled`): under pressure, every borrowed limit (above the
+//!      original) goes back to the original at once, before the throttle above runs. Without
+//!      pressure, after the release, a batch pod held by its limit (using ≥ 90 % of it) grows
+//!      by `borrow.stepPercent` of its original, at most once per sampling interval, into the
+//!      node's idle CPU (capacity − others − demand − batch usage) minus
+//!      `borrow.headroomPercent` of the capacity, never above `cpu.max`.
 //!    - A batch pod blind for longer than `blind_release_after` has its throttle released step
 //!      by step, whatever else holds.
 //! 5. **Requests, weights and QoS.** Guaranteed containers keep request = limit. Burstable

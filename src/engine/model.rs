@@ -290,6 +290,8 @@ pub enum Action {
     Throttle,
     /// Batch pod's limit raised back toward its original.
     Release,
+    /// Batch pod's limit raised above its original into idle CPU (`batch.borrow`).
+    Borrow,
 }
 
 impl Action {
@@ -301,6 +303,7 @@ impl Action {
             Action::ScaleDown => "ScaleDown",
             Action::Throttle => "Throttle",
             Action::Release => "Release",
+            Action::Borrow => "Borrow",
         }
     }
 
