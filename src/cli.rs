@@ -71,6 +71,10 @@ pub struct ControllerArgs {
     /// Namespace of the leader Lease (default: the pod's namespace, else `default`).
     #[arg(long, env = "BURST_SCALER_LEASE_NAMESPACE")]
     pub lease_namespace: Option<String>,
+    /// Namespace of the node agents' Leases (default: the pod's namespace, else `default`, as
+    /// the agents'). On a node whose agent holds its Lease the controller does not decide.
+    #[arg(long, env = "BURST_SCALER_AGENT_NAMESPACE")]
+    pub agent_namespace: Option<String>,
     /// Address of the HTTP server for /metrics, /livez and /readyz.
     #[arg(long, env = "BURST_SCALER_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,

@@ -267,3 +267,78 @@ fn cel_and_validate_agree_on_boundaries() {
     assert_eq!(cel_errors(&ok), Vec::<String>::new());
     assert_eq!(schema_errors(&ok), Vec::<String>::new());
 }
+
+/// Every optional field, set alone in an otherwise minimal BurstScaler, is accepted by the CRD
+/// schema (no sibling becomes `Required`) and by `validate()`, and every field it did not set
+/// keeps its own default (issue 17: `behavior: {scaleUp: {maxStepPercent: 50}}` was refused
+/// with `spec.behavior.scaleUp.stabilizationSeconds: Required value`).
+#[test]
+fn every_optional_field_can_be_set_alone() {
+    let ls = |extra: Value| {
+        let mut spec = serde_json::json!({
+            "selector": {"matchLabels": {"app": "web"}},
+            "role": "LatencySensitive",
+            "cpu": {"min": "100m", "max": "2"},
+        });
+        for (k, v) in extra.as_object().expect("object") {
+            spec[k] = v.clone();
+        }
+        serde_json::json!({"apiVersion": "burstscaler.dev/v1alpha1", "kind": "BurstScaler",
+            "metadata": {"name": "x", "namespace": "default"}, "spec": spec})
+    };
+    let batch = |b: Value| {
+        serde_json::json!({"apiVersion": "burstscaler.dev/v1alpha1", "kind": "BurstScaler",
+            "metadata": {"name": "x", "namespace": "default"}, "spec": {
+                "selector": {"matchLabels": {"app": "c"}}, "role": "Batch",
+                "cpu": {"min": "100m", "max": "2"}, "batch": b}})
+    };
+    let cases = [
+        ls(serde_json::json!({"behavior": {"scaleUp": {"maxStepPercent": 50}}})),
+        ls(serde_json::json!({"behavior": {"scaleUp": {"stabilizationSeconds": 30}}})),
+        ls(serde_json::json!({"behavior": {"scaleDown": {"maxStepPercent": 10}}})),
+        ls(serde_json::json!({"behavior": {"scaleDown": {"stabilizationSeconds": 60}}})),
+        ls(serde_json::json!({"behavior": {}})),
+        ls(serde_json::json!({"latencySensitive": {"targetUtilization": 50}})),
+        ls(serde_json::json!({"latencySensitive": {"burstThreshold": 90}})),
+        ls(serde_json::json!({"latencySensitive": {"burstSamples": 2}})),
+        ls(serde_json::json!({"latencySensitive": {"requestPolicy": "LimitOnly"}})),
+        ls(serde_json::json!({"latencySensitive": {"signals": {"cpuPressurePercent": 20}}})),
+        ls(serde_json::json!({"latencySensitive": {"signals": {"throttledPercent": 30}}})),
+        ls(serde_json::json!({"latencySensitive": {"signals": {"forSeconds": 5}}})),
+        ls(serde_json::json!({"recommendation": {"percentile": 95}})),
+        ls(serde_json::json!({"recommendation": {"marginPercent": 5}})),
+        ls(serde_json::json!({"recommendation": {"halfLifeSeconds": 600}})),
+        ls(serde_json::json!({"containers": ["web"]})),
+        ls(serde_json::json!({"mode": "Auto"})),
+        batch(serde_json::json!({"floor": "200m", "priority": 3})),
+        batch(serde_json::json!({"floor": "200m", "borrow": {"enabled": true}})),
+        batch(serde_json::json!({"floor": "200m", "borrow": {"headroomPercent": 20}})),
+        batch(serde_json::json!({"floor": "200m", "borrow": {"stepPercent": 10}})),
+    ];
+    for obj in cases {
+        let errs = schema_errors(&obj);
+        assert!(errs.is_empty(), "schema refused {}: {errs:?}", obj["spec"]);
+        let v = api::parse_and_validate(obj.clone())
+            .unwrap_or_else(|e| panic!("validate refused {}: {e:?}", obj["spec"]));
+        let b = &v.behavior;
+        let set = |path: &str| obj["spec"].pointer(path).is_some();
+        if !set("/behavior/scaleUp/stabilizationSeconds") {
+            assert_eq!(b.scale_up.stabilization_seconds, 0);
+        }
+        if !set("/behavior/scaleUp/maxStepPercent") {
+            assert_eq!(b.scale_up.max_step_percent, 100);
+        }
+        if !set("/behavior/scaleDown/stabilizationSeconds") {
+            assert_eq!(b.scale_down.stabilization_seconds, 300);
+        }
+        if !set("/behavior/scaleDown/maxStepPercent") {
+            assert_eq!(b.scale_down.max_step_percent, 25);
+        }
+        if !set("/latencySensitive/signals/forSeconds") {
+            assert_eq!(v.latency.signals.for_seconds, 3);
+        }
+        if !set("/batch/borrow/headroomPercent") {
+            assert_eq!(v.borrow.headroom_percent, 10);
+        }
+    }
+}

@@ -317,52 +317,75 @@ impl Default for BorrowPolicy {
     }
 }
 
-/// Rates of change.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+/// Rates of change. Every field defaults on its own, with its direction's default (as the
+/// HPA v2 `behavior` fields do): `{scaleUp: {maxStepPercent: 50}}` keeps scale-up's 0 s and
+/// scale-down's 300 s / 25 %.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Behavior {
     /// Scale-up: how long a burst must last before the limit grows (default 0: at once), and
-    /// the largest single step.
-    #[serde(default = "ScalingRules::scale_up")]
-    pub scale_up: ScalingRules,
+    /// the largest single step (default 100 %).
+    #[serde(default)]
+    pub scale_up: ScaleUpRules,
     /// Scale-down: how long usage must stay low before the limit shrinks (default 300 s), and
-    /// the largest single step.
-    #[serde(default = "ScalingRules::scale_down")]
-    pub scale_down: ScalingRules,
+    /// the largest single step (default 25 %).
+    #[serde(default)]
+    pub scale_down: ScaleDownRules,
 }
 
-impl Default for Behavior {
-    fn default() -> Self {
-        Behavior {
-            scale_up: ScalingRules::scale_up(),
-            scale_down: ScalingRules::scale_down(),
-        }
-    }
-}
-
-/// One direction of scaling.
+/// Scale-up rates.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ScalingRules {
-    /// Seconds the condition must hold before acting.
+pub struct ScaleUpRules {
+    /// Seconds a burst must hold before the limit grows (default 0).
+    #[serde(default)]
     #[schemars(range(min = 0, max = 3600))]
     pub stabilization_seconds: u32,
-    /// Largest change in one step, in % of the current limit (100 = may double when going up).
+    /// Largest growth in one step, in % of the current limit (default 100: may double).
+    #[serde(default = "default_up_step")]
     #[schemars(range(min = 1, max = 1000))]
     pub max_step_percent: u32,
 }
 
-impl ScalingRules {
-    pub fn scale_up() -> Self {
-        ScalingRules {
+/// Scale-down rates.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleDownRules {
+    /// Seconds usage must stay low (and the pod unchanged) before the limit shrinks (default
+    /// 300).
+    #[serde(default = "default_down_window")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub stabilization_seconds: u32,
+    /// Largest shrink in one step, in % of the current limit (default 25).
+    #[serde(default = "default_down_step")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_step_percent: u32,
+}
+
+fn default_up_step() -> u32 {
+    100
+}
+fn default_down_window() -> u32 {
+    300
+}
+fn default_down_step() -> u32 {
+    25
+}
+
+impl Default for ScaleUpRules {
+    fn default() -> Self {
+        ScaleUpRules {
             stabilization_seconds: 0,
-            max_step_percent: 100,
+            max_step_percent: default_up_step(),
         }
     }
-    pub fn scale_down() -> Self {
-        ScalingRules {
-            stabilization_seconds: 300,
-            max_step_percent: 25,
+}
+
+impl Default for ScaleDownRules {
+    fn default() -> Self {
+        ScaleDownRules {
+            stabilization_seconds: default_down_window(),
+            max_step_percent: default_down_step(),
         }
     }
 }

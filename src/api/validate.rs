@@ -9,7 +9,7 @@ use std::fmt;
 
 use super::{
     Behavior, BorrowPolicy, BurstScalerSpec, LatencySensitivePolicy, Mode, RecommendationPolicy,
-    Role, ScalingRules, rules,
+    Role, rules,
 };
 use crate::quantity::MilliCpu;
 
@@ -231,23 +231,28 @@ pub fn validate(spec: &BurstScalerSpec) -> Result<ValidatedSpec, Vec<FieldError>
             600,
         );
     }
-    for (name, r) in [
-        ("scaleUp", &spec.behavior.scale_up),
-        ("scaleDown", &spec.behavior.scale_down),
+    let b = &spec.behavior;
+    for (name, window, step) in [
+        (
+            "scaleUp",
+            b.scale_up.stabilization_seconds,
+            b.scale_up.max_step_percent,
+        ),
+        (
+            "scaleDown",
+            b.scale_down.stabilization_seconds,
+            b.scale_down.max_step_percent,
+        ),
     ] {
-        let ScalingRules {
-            stabilization_seconds,
-            max_step_percent,
-        } = r;
         range(
             &format!("spec.behavior.{name}.stabilizationSeconds"),
-            *stabilization_seconds,
+            window,
             0,
             3600,
         );
         range(
             &format!("spec.behavior.{name}.maxStepPercent"),
-            *max_step_percent,
+            step,
             1,
             1000,
         );

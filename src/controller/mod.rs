@@ -10,6 +10,7 @@
 //! - [`metrics`]: Prometheus metrics and `/metrics`, `/livez`, `/readyz`.
 
 pub mod actuate;
+pub mod agents;
 pub mod build;
 pub mod metrics;
 pub mod rbac;
@@ -325,6 +326,9 @@ async fn pass(ctx: &Context, state: &mut LoopState) {
 
     let may_write = *ctx.leader.borrow();
     ctx.metrics.leader.set(i64::from(may_write));
+    // Nodes a live node agent governs: not decided here (one decider per node). Unknown (the
+    // Leases cannot be read): nothing is resized this pass.
+    let agent_nodes = live_agents(ctx, now).await;
     for (key, why) in &plan.bad_pods {
         tracing::warn!(pod = %key, "{why}");
         let note = format!("{key}: {why}");
@@ -342,6 +346,9 @@ async fn pass(ctx: &Context, state: &mut LoopState) {
 
     // Decisions: Events in Recommend and Auto; writes in Auto.
     for nd in &decisions {
+        if agent_nodes.as_ref().is_some_and(|a| a.contains(&nd.node)) {
+            continue;
+        }
         for d in &nd.pods {
             if !d.action.changes() {
                 continue;
@@ -357,8 +364,11 @@ async fn pass(ctx: &Context, state: &mut LoopState) {
                 continue;
             };
             let mode = plan.scalers.get(sk).and_then(|s| s.mode());
-            let apply =
-                mode == Some(Mode::Auto) && !ctx.caps.dry_run && ctx.caps.resize && may_write;
+            let apply = mode == Some(Mode::Auto)
+                && !ctx.caps.dry_run
+                && ctx.caps.resize
+                && may_write
+                && agent_nodes.is_some();
             let (reason, note) = if apply {
                 match change_pod(ctx, &pods, &d.pod, &d.changes, now).await {
                     Ok(()) => {
@@ -419,6 +429,26 @@ async fn pass(ctx: &Context, state: &mut LoopState) {
     ctx.metrics
         .reconcile_seconds
         .observe(started.elapsed().as_secs_f64());
+}
+
+/// The nodes whose agent holds its Lease ([`agents::live_agent_nodes`]); `None` when the
+/// Leases cannot be read.
+async fn live_agents(ctx: &Context, now: Timestamp) -> Option<std::collections::BTreeSet<String>> {
+    let ns = ctx
+        .args
+        .agent_namespace
+        .clone()
+        .or_else(|| std::env::var("POD_NAMESPACE").ok())
+        .unwrap_or_else(|| "default".into());
+    let api: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(ctx.client.clone(), &ns);
+    match api.list(&ListParams::default()).await {
+        Ok(l) => Some(agents::live_agent_nodes(&l.items, now)),
+        Err(e) => {
+            tracing::warn!(namespace = %ns, error = %e, "cannot read the node agents' Leases: no resize this pass (a node must never have two deciders)");
+            None
+        }
+    }
 }
 
 fn pod_ref(pods: &[Arc<Pod>], key: &str) -> Option<ObjectReference> {

@@ -35,6 +35,11 @@ pub const CLUSTER_RULES: &[(&str, &str, &[&str])] = &[
     ("events.k8s.io", "events", &["create", "patch"]),
 ];
 
-/// Permissions in the release namespace only (leader election; kube-lease-manager).
-pub const LEASE_RULES: &[(&str, &str, &[&str])] =
-    &[("coordination.k8s.io", "leases", &["get", "create", "patch"])];
+/// Permissions in the release namespace only: leader election (kube-lease-manager: get,
+/// create, patch) and reading the node agents' Leases (list), so that a node with a live agent
+/// is never decided by the controller too.
+pub const LEASE_RULES: &[(&str, &str, &[&str])] = &[(
+    "coordination.k8s.io",
+    "leases",
+    &["get", "list", "create", "patch"],
+)];
