@@ -72,6 +72,18 @@ impl CgroupPaths {
         self.cpu.join("cpu.stat").exists()
     }
 
+    /// What the cgroup enforces now: its CPU limit in millicores (`None`: no quota) and its
+    /// `cpu.shares`.
+    pub fn limits(&self) -> anyhow::Result<(Option<f64>, u64)> {
+        let text = fs::read_to_string(self.cpu.join("cpu.cfs_quota_us"))
+            .with_context(|| format!("read {}", self.cpu.join("cpu.cfs_quota_us").display()))?;
+        let quota: i64 = text.trim().parse().context("cpu.cfs_quota_us")?;
+        let period = read_u64(&self.cpu.join("cpu.cfs_period_us"))?;
+        let shares = read_u64(&self.cpu.join("cpu.shares"))?;
+        let limit = (quota > 0 && period > 0).then(|| quota as f64 * 1000.0 / period as f64);
+        Ok((limit, shares))
+    }
+
     pub fn stat(&self) -> anyhow::Result<CpuStat> {
         let usage = read_u64(&self.cpuacct.join("cpuacct.usage"))?;
         let text = fs::read_to_string(self.cpu.join("cpu.stat"))

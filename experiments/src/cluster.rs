@@ -297,6 +297,10 @@ pub struct PodSample {
     pub cgroup_m: Option<f64>,
     /// Time the pod cgroup spent throttled in the last window, ms.
     pub throttled_ms: Option<f64>,
+    /// What the pod cgroup enforces at the sample: its CPU limit (millicores; `None` when
+    /// unlimited or unreadable) and its `cpu.shares` — the ground truth of every actuation.
+    pub limit_m: Option<f64>,
+    pub shares: Option<u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -381,6 +385,7 @@ impl Sampler {
                 .and_then(|s| s.phase.clone())
                 .unwrap_or_default();
             let (mut cgroup_m, mut throttled_ms) = (None, None);
+            let limits = pod_cgroup(&uid).and_then(|c| c.limits().ok());
             if let Some(stat) = pod_cgroup(&uid).and_then(|c| c.stat().ok()) {
                 if let Some((_, then, prev)) = self.last.get(&uid) {
                     let secs = now.duration_since(*then).as_secs_f64();
@@ -403,6 +408,8 @@ impl Sampler {
                 phase,
                 cgroup_m,
                 throttled_ms,
+                limit_m: limits.and_then(|l| l.0),
+                shares: limits.map(|l| l.1),
             });
         }
         let hpas = Api::<HorizontalPodAutoscaler>::namespaced(self.client.clone(), &self.ns)

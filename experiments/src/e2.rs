@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use kube::Client;
+use kube::{Api, Client};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -142,6 +142,11 @@ pub struct WindowRow {
     pub web_throttled_ms: f64,
     pub compile_metrics_m: f64,
     pub compile_cgroup_m: f64,
+    /// What the cgroups enforce at the window's end (summed over web replicas): CPU limits
+    /// (millicores; none = unlimited) and shares.
+    pub web_limit_m: Option<f64>,
+    pub web_shares: Option<u64>,
+    pub compile_limit_m: Option<f64>,
     pub hpa_desired: Option<i32>,
     pub hpa_utilization: Option<i32>,
 }
@@ -158,9 +163,12 @@ pub struct ArmResult {
     pub build_wall_s: Option<f64>,
     /// CPU-seconds per app (web, compile) from the pod cgroups, over the arm.
     pub cpu_s: BTreeMap<String, f64>,
+    /// burst-scaler's Events (seconds from the arm's start, pod, action, reason).
+    pub actuations: Vec<(f64, String, String, String)>,
 }
 
 impl ArmResult {
+    #[cfg(test)]
     fn skipped(arm: Arm, why: String) -> ArmResult {
         ArmResult {
             arm,
@@ -173,6 +181,7 @@ impl ArmResult {
             build: None,
             build_wall_s: None,
             cpu_s: BTreeMap::new(),
+            actuations: vec![],
         }
     }
 
@@ -214,14 +223,27 @@ pub async fn run(
     let mut results = Vec::new();
     for arm in Arm::ALL {
         progress.say(format!("e2: arm {}", arm.slug()));
-        let r = if arm == Arm::BurstScaler {
-            burst_scaler_arm(client).await?
-        } else {
-            let r = run_arm(client, arm, opts, images, iters, progress).await;
-            cluster::delete_experiment_namespaces(client, false).await?;
-            wait_port_free(opts.addr).await?;
-            r?
-        };
+        let r = run_arm(client, arm, opts, images, iters, progress).await;
+        if arm == Arm::BurstScaler {
+            // Uninstall first: the agent restores every pod on its way out.
+            let ns = format!("e2-{}", arm.slug());
+            if let Err(e) = run_helm(vec![
+                "uninstall".into(),
+                RELEASE.into(),
+                "--namespace".into(),
+                ns,
+                "--wait".into(),
+                "--timeout".into(),
+                "120s".into(),
+            ])
+            .await
+            {
+                progress.say(format!("e2: uninstalling burst-scaler: {e}"));
+            }
+        }
+        cluster::delete_experiment_namespaces(client, false).await?;
+        wait_port_free(opts.addr).await?;
+        let r = r?;
         if let Some(why) = &r.skipped {
             progress.say(format!("e2: arm {} skipped: {why}", arm.slug()));
         } else {
@@ -241,25 +263,141 @@ pub async fn run(
 }
 
 // ---- The burst-scaler arm -------------------------------------------------------------------
-// burst-scaler acts through in-place resize (`pods/resize`, Kubernetes ≥ 1.33) today; a node
-// agent (for clusters without it) is a later issue. This arm runs the same scenario with a
-// BurstScaler for `web` (LatencySensitive) and one for `compile` (Batch) once an actuator works
-// on the local cluster; until then it says why it is skipped.
-async fn burst_scaler_arm(client: &Client) -> anyhow::Result<ArmResult> {
-    let resize = burst_scaler::controller::actuate::resize_supported(client)
-        .await
-        .context("discover pods/resize")?;
-    let why = if resize {
-        "the cluster serves pods/resize, but this harness does not drive burst-scaler yet (experiments, part 2)".to_string()
-    } else {
-        "no actuator works on this cluster: the API server has no pods/resize subresource (Kubernetes < 1.33) \
-         and burst-scaler's node agent does not exist yet"
-            .to_string()
-    };
-    Ok(ArmResult::skipped(Arm::BurstScaler, why))
-}
-// ---------------------------------------------------------------------------------------------
+// The chart (controller + node agent, the project's image) installed into the arm's namespace,
+// a BurstScaler for `web` (LatencySensitive, Auto) and one for `compile` (Batch, Auto), then the
+// same load plan as every arm. What burst-scaler did is recorded twice: the pod cgroups' limits
+// and shares in every window (ground truth, `e2-windows.csv`), and the agent's Events with
+// their reasons (`e2-actuations.csv`). The chart is uninstalled afterwards, which restores
+// every pod.
 
+/// The release of the burst-scaler arm.
+const RELEASE: &str = "bsc-e2";
+
+fn repo() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| std::path::PathBuf::from("."))
+}
+
+/// `helm`, from PATH or from the local cluster's tool cache.
+fn helm() -> std::process::Command {
+    let cached = std::env::var("HOME")
+        .map(|h| std::path::PathBuf::from(h).join(".cache/burst-scaler/tools/bin/helm"))
+        .ok()
+        .filter(|p| p.exists());
+    std::process::Command::new(cached.unwrap_or_else(|| "helm".into()))
+}
+
+async fn run_helm(args: Vec<String>) -> anyhow::Result<()> {
+    let shown = args.join(" ");
+    let out = tokio::task::spawn_blocking(move || helm().args(&args).output())
+        .await?
+        .context("run helm")?;
+    if !out.status.success() {
+        bail!(
+            "helm {shown}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// Builds (cached) and imports the controller/agent image, installs the chart into `ns`
+/// governing only `ns`, and creates the two BurstScalers.
+async fn install_burst_scaler(client: &Client, ns: &str) -> anyhow::Result<()> {
+    let root = repo();
+    let build = root.join("tests/cluster/build-controller-image");
+    let st = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("bash")
+            .arg(build)
+            .stdout(std::process::Stdio::null())
+            .status()
+    })
+    .await?
+    .context("tests/cluster/build-controller-image")?;
+    if !st.success() {
+        bail!("tests/cluster/build-controller-image failed ({st})");
+    }
+    let chart = root.join("charts/burst-scaler");
+    let values = chart.join("ci/local-cluster-values.yaml");
+    run_helm(vec![
+        "upgrade".into(),
+        "--install".into(),
+        RELEASE.into(),
+        chart.display().to_string(),
+        "--namespace".into(),
+        ns.into(),
+        "-f".into(),
+        values.display().to_string(),
+        "--set".into(),
+        format!("controller.watchNamespaces={{{ns}}}"),
+        "--wait".into(),
+        "--timeout".into(),
+        "180s".into(),
+    ])
+    .await?;
+    let api: Api<burst_scaler::api::BurstScaler> = Api::namespaced(client.clone(), ns);
+    for (name, spec) in [
+        (
+            "web",
+            serde_json::json!({"selector": {"matchLabels": {"app": "web"}}, "role": "LatencySensitive",
+                "cpu": {"min": WALKTHROUGH.request, "max": "2"}, "mode": "Auto"}),
+        ),
+        (
+            "compile",
+            serde_json::json!({"selector": {"matchLabels": {"app": "compile"}}, "role": "Batch",
+                "cpu": {"min": "100m", "max": COMPILE.limit}, "batch": {"floor": "500m"}, "mode": "Auto"}),
+        ),
+    ] {
+        let obj: burst_scaler::api::BurstScaler = serde_json::from_value(serde_json::json!({
+            "apiVersion": "burstscaler.dev/v1alpha1", "kind": "BurstScaler",
+            "metadata": {"name": name}, "spec": spec,
+        }))?;
+        api.create(&kube::api::PostParams::default(), &obj)
+            .await
+            .with_context(|| format!("create BurstScaler {name}"))?;
+    }
+    Ok(())
+}
+
+/// The burst-scaler Events of the arm: (seconds from `start`, pod, action, reason).
+async fn actuations(
+    client: &Client,
+    ns: &str,
+    start: jiff::Timestamp,
+) -> Vec<(f64, String, String, String)> {
+    let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
+    let Ok(list) = api.list(&kube::api::ListParams::default()).await else {
+        return vec![];
+    };
+    let mut out: Vec<_> = list
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.reporting_controller
+                .as_deref()
+                .is_some_and(|c| c.contains("burst-scaler"))
+        })
+        .map(|e| {
+            let at = e
+                .event_time
+                .as_ref()
+                .map(|t| t.0)
+                .or_else(|| e.deprecated_last_timestamp.as_ref().map(|t| t.0))
+                .unwrap_or(start);
+            (
+                at.duration_since(start).as_secs_f64(),
+                e.related.and_then(|r| r.name).unwrap_or_default(),
+                e.reason.unwrap_or_default(),
+                e.note.unwrap_or_default(),
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.total_cmp(&b.0));
+    out
+}
 async fn wait_port_free(addr: SocketAddr) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while cluster::port_in_use(addr).await {
@@ -287,6 +425,11 @@ async fn run_arm(
         );
     }
     let ns = cluster::namespace(client, &format!("e2-{}", arm.slug())).await?;
+    if arm == Arm::BurstScaler {
+        progress.say("e2: burst-scaler: installing the chart (controller + node agent)");
+        install_burst_scaler(client, &ns).await?;
+    }
+    let wall_start = jiff::Timestamp::now();
     if arm.has_web() {
         let cmd = vec![
             "/usr/local/bin/experiments".to_string(),
@@ -388,9 +531,20 @@ async fn run_arm(
                 w.web_metrics_m += p.metrics_m.unwrap_or(0.0);
                 w.web_cgroup_m += p.cgroup_m.unwrap_or(0.0);
                 w.web_throttled_ms += p.throttled_ms.unwrap_or(0.0);
+                if p.phase == "Running" {
+                    if let Some(l) = p.limit_m {
+                        *w.web_limit_m.get_or_insert(0.0) += l;
+                    }
+                    if let Some(sh) = p.shares {
+                        *w.web_shares.get_or_insert(0) += sh;
+                    }
+                }
             } else {
                 w.compile_metrics_m += p.metrics_m.unwrap_or(0.0);
                 w.compile_cgroup_m += p.cgroup_m.unwrap_or(0.0);
+                if p.phase == "Running" {
+                    w.compile_limit_m = p.limit_m;
+                }
             }
         }
         if let Some(h) = hpa.iter().find(|h| (h.t - end).abs() < 0.01) {
@@ -416,6 +570,11 @@ async fn run_arm(
         build,
         build_wall_s,
         cpu_s,
+        actuations: if arm == Arm::BurstScaler {
+            actuations(client, &ns, wall_start).await
+        } else {
+            vec![]
+        },
     })
 }
 
@@ -526,6 +685,9 @@ fn report(
                 format!("{:.1}", w.web_throttled_ms),
                 format!("{:.0}", w.compile_metrics_m),
                 format!("{:.0}", w.compile_cgroup_m),
+                w.web_limit_m.map(|v| format!("{v:.0}")).unwrap_or_default(),
+                w.web_shares.map(|v| v.to_string()).unwrap_or_default(),
+                w.compile_limit_m.map(|v| format!("{v:.0}")).unwrap_or_default(),
                 w.hpa_desired.map(|d| d.to_string()).unwrap_or_default(),
                 w.hpa_utilization.map(|d| d.to_string()).unwrap_or_default(),
             ]);
@@ -549,10 +711,32 @@ fn report(
             "web_throttled_ms",
             "compile_metrics_m",
             "compile_cgroup_m",
+            "web_limit_m",
+            "web_shares",
+            "compile_limit_m",
             "hpa_desired",
             "hpa_utilization_pct",
         ],
         &rows,
+    )?;
+    let act_rows: Vec<Vec<String>> = results
+        .iter()
+        .flat_map(|r| {
+            r.actuations.iter().map(|(t, pod, action, reason)| {
+                vec![
+                    r.arm.slug().to_string(),
+                    format!("{t:.1}"),
+                    pod.clone(),
+                    action.clone(),
+                    reason.clone(),
+                ]
+            })
+        })
+        .collect();
+    dir.csv(
+        "e2-actuations.csv",
+        &["arm", "t_s", "pod", "action", "reason"],
+        &act_rows,
     )?;
     let pod_rows: Vec<Vec<String>> = results
         .iter()
