@@ -226,7 +226,7 @@ pub async fn run(
         let r = run_arm(client, arm, opts, images, iters, progress).await;
         if arm == Arm::BurstScaler {
             // Uninstall first: the agent restores every pod on its way out.
-            let ns = format!("e2-{}", arm.slug());
+            let ns = format!("{}e2-{}", cluster::NS_PREFIX, arm.slug());
             if let Err(e) = run_helm(vec![
                 "uninstall".into(),
                 RELEASE.into(),
@@ -320,11 +320,13 @@ async fn install_burst_scaler(client: &Client, ns: &str) -> anyhow::Result<()> {
     if !st.success() {
         bail!("tests/cluster/build-controller-image failed ({st})");
     }
+    ensure_crds(client).await?;
     let chart = root.join("charts/burst-scaler");
     let values = chart.join("ci/local-cluster-values.yaml");
     run_helm(vec![
         "upgrade".into(),
         "--install".into(),
+        "--skip-crds".into(),
         RELEASE.into(),
         chart.display().to_string(),
         "--namespace".into(),
@@ -358,6 +360,52 @@ async fn install_burst_scaler(client: &Client, ns: &str) -> anyhow::Result<()> {
         api.create(&kube::api::PostParams::default(), &obj)
             .await
             .with_context(|| format!("create BurstScaler {name}"))?;
+    }
+    Ok(())
+}
+
+/// Installs (or updates) burst-scaler's CRDs from the Rust types, as the README's
+/// `--skip-crds` install does: Helm's own CRD install cannot update them on a 1.20 API server
+/// (its server-side apply refuses the `x-kubernetes-validations` fields 1.20 does not know).
+async fn ensure_crds(client: &Client) -> anyhow::Result<()> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in burst_scaler::crdgen::crds() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        match api.get_opt(&name).await? {
+            None => {
+                api.create(&kube::api::PostParams::default(), &crd)
+                    .await
+                    .with_context(|| format!("create CRD {name}"))?;
+            }
+            Some(old) => {
+                let mut crd = crd.clone();
+                crd.metadata.resource_version = old.metadata.resource_version;
+                api.replace(&name, &kube::api::PostParams::default(), &crd)
+                    .await
+                    .with_context(|| format!("update CRD {name}"))?;
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let est = api
+                .get_opt(&name)
+                .await?
+                .and_then(|c| c.status)
+                .is_some_and(|s| {
+                    s.conditions
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True")
+                });
+            if est {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("CRD {name} not established after 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
     }
     Ok(())
 }
@@ -687,7 +735,9 @@ fn report(
                 format!("{:.0}", w.compile_cgroup_m),
                 w.web_limit_m.map(|v| format!("{v:.0}")).unwrap_or_default(),
                 w.web_shares.map(|v| v.to_string()).unwrap_or_default(),
-                w.compile_limit_m.map(|v| format!("{v:.0}")).unwrap_or_default(),
+                w.compile_limit_m
+                    .map(|v| format!("{v:.0}"))
+                    .unwrap_or_default(),
                 w.hpa_desired.map(|d| d.to_string()).unwrap_or_default(),
                 w.hpa_utilization.map(|d| d.to_string()).unwrap_or_default(),
             ]);

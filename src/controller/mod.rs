@@ -419,7 +419,8 @@ async fn pass(ctx: &Context, state: &mut LoopState) {
         }
     }
 
-    write_status(ctx, &plan, &decisions, &scalers, now).await;
+    let report = agent_report(ctx, agent_nodes.clone().unwrap_or_default()).await;
+    write_status(ctx, &plan, &decisions, &scalers, &report, now).await;
     ctx.metrics.invalid_burstscalers.set(
         plan.scalers
             .values()
@@ -447,6 +448,28 @@ async fn live_agents(ctx: &Context, now: Timestamp) -> Option<std::collections::
         Err(e) => {
             tracing::warn!(namespace = %ns, error = %e, "cannot read the node agents' Leases: no resize this pass (a node must never have two deciders)");
             None
+        }
+    }
+}
+
+/// What the live agents report in their `BurstScalerNode` objects (nothing when they cannot
+/// be read: the counts then leave agent-governed pods out, and the log says why).
+async fn agent_report(
+    ctx: &Context,
+    live: std::collections::BTreeSet<String>,
+) -> status::AgentReport {
+    if live.is_empty() {
+        return status::AgentReport::default();
+    }
+    let api: Api<crate::api::BurstScalerNode> = Api::all(ctx.client.clone());
+    match api.list(&ListParams::default()).await {
+        Ok(l) => status::AgentReport::new(live, &l.items),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read BurstScalerNode objects: agent-governed pods are not counted in status");
+            status::AgentReport {
+                nodes: live,
+                pods: Default::default(),
+            }
         }
     }
 }
@@ -788,6 +811,7 @@ async fn write_status(
     plan: &Plan,
     decisions: &[NodeDecision],
     scalers: &[Arc<BurstScaler>],
+    agents: &status::AgentReport,
     now: Timestamp,
 ) {
     let mut throttled = 0;
@@ -803,7 +827,15 @@ async fn write_status(
             .filter(|d| sp.pods.contains(&d.pod))
             .map(|d| (d.pod.as_str(), d))
             .collect();
-        let new = status::status_for(sp, &plan.nodes, &mine, s.status.as_ref(), ctx.caps, now);
+        let new = status::status_for(
+            sp,
+            &plan.nodes,
+            &mine,
+            s.status.as_ref(),
+            ctx.caps,
+            agents,
+            now,
+        );
         throttled += i64::from(new.throttled_pods);
         resized += i64::from(new.resized_pods);
         if s.status

@@ -12,6 +12,8 @@ pub const CLUSTER_RULES: &[(&str, &str, &[&str])] = &[
     ),
     // Status writes (merge patch on the status subresource).
     ("burstscaler.dev", "burstscalers/status", &["patch"]),
+    // What the node agents report (folded into BurstScaler status).
+    ("burstscaler.dev", "burstscalernodes", &["get", "list"]),
     // Setting the finalizer when OwnerReferencesPermissionEnforcement is on.
     ("burstscaler.dev", "burstscalers/finalizers", &["update"]),
     // Reflector; the original-resources annotation (merge patch).

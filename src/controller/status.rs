@@ -1,11 +1,13 @@
 //! Status (pure): a BurstScaler's new `status` from its plan, this pass's decisions and the
 //! previous status. Conditions keep their `lastTransitionTime` while their status is unchanged.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::build::ScalerPlan;
-use crate::api::{BurstScalerStatus, ContainerRecommendation, LastDecision, Mode};
+use crate::api::{BurstScalerNode, BurstScalerStatus, ContainerRecommendation, LastDecision, Mode};
 use crate::engine::{Action, NodeInput, PodDecision, ResizeState};
 
 /// What the controller knows about its ability to act.
@@ -19,6 +21,52 @@ pub struct Capabilities {
 
 pub const RESIZE_UNSUPPORTED: &str = "this API server has no pods/resize subresource: in-place pod resize needs Kubernetes 1.33 or newer. Decisions are reported in status and Events but not applied";
 
+/// What the node agents report: the nodes whose agent holds its Lease, and what is in force
+/// in each pod they govern (from their `BurstScalerNode` objects).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AgentReport {
+    pub nodes: BTreeSet<String>,
+    /// By `namespace/name`.
+    pub pods: BTreeMap<String, AgentPod>,
+}
+
+/// One agent-governed pod: whether any of its containers is above its spec (limit or weight)
+/// or below it (limit), in the cgroups.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AgentPod {
+    pub raised: bool,
+    pub throttled: bool,
+}
+
+impl AgentReport {
+    /// From the live agent nodes and every `BurstScalerNode`; objects of nodes without a live
+    /// agent are ignored (their status is the last one a gone agent could publish).
+    pub fn new(live: BTreeSet<String>, objects: &[BurstScalerNode]) -> AgentReport {
+        let m = |q: &Option<crate::quantity::CpuQuantity>| q.as_ref().and_then(|q| q.millis().ok());
+        let mut pods = BTreeMap::new();
+        for o in objects {
+            if !live.contains(&o.spec.node_name) {
+                continue;
+            }
+            for p in o.status.iter().flat_map(|s| &s.pods) {
+                let mut v = AgentPod::default();
+                for c in p.containers.iter().filter(|c| c.skipped.is_none()) {
+                    let (spec_l, now_l) = (m(&c.spec_limit), m(&c.limit));
+                    v.raised |= matches!((spec_l, now_l), (Some(s), Some(n)) if n > s)
+                        || matches!((m(&c.spec_request), m(&c.weight)), (Some(r), Some(w)) if w > r);
+                    v.throttled |= match (spec_l, now_l) {
+                        (Some(s), Some(n)) => n < s,
+                        (None, Some(_)) => true,
+                        _ => false,
+                    };
+                }
+                pods.insert(format!("{}/{}", p.namespace, p.name), v);
+            }
+        }
+        AgentReport { nodes: live, pods }
+    }
+}
+
 /// The status for `plan`'s BurstScaler.
 pub fn status_for(
     plan: &ScalerPlan,
@@ -26,6 +74,7 @@ pub fn status_for(
     decisions: &[(&str, &PodDecision)],
     previous: Option<&BurstScalerStatus>,
     caps: Capabilities,
+    agents: &AgentReport,
     now: Timestamp,
 ) -> BurstScalerStatus {
     let mut st = BurstScalerStatus {
@@ -33,21 +82,37 @@ pub fn status_for(
         managed_pods: plan.pods.len() as u32,
         ..BurstScalerStatus::default()
     };
+    let on_agent = |pod: &str| {
+        nodes
+            .iter()
+            .any(|n| agents.nodes.contains(&n.name) && n.pods.iter().any(|p| p.name == pod))
+    };
     let pods = || {
         nodes
             .iter()
             .flat_map(|n| &n.pods)
             .filter(|p| plan.pods.contains(&p.name))
     };
+    let through_agent = plan.pods.iter().filter(|p| on_agent(p)).count();
     for p in pods() {
-        let above = p
-            .containers
-            .iter()
-            .any(|c| c.original.is_some_and(|o| c.current.limit > o.limit));
-        let below = p
-            .containers
-            .iter()
-            .any(|c| c.original.is_some_and(|o| c.current.limit < o.limit));
+        let agent =
+            on_agent(&p.name).then(|| agents.pods.get(&p.name).copied().unwrap_or_default());
+        let above = agent.map_or_else(
+            || {
+                p.containers
+                    .iter()
+                    .any(|c| c.original.is_some_and(|o| c.current.limit > o.limit))
+            },
+            |a| a.raised,
+        );
+        let below = agent.map_or_else(
+            || {
+                p.containers
+                    .iter()
+                    .any(|c| c.original.is_some_and(|o| c.current.limit < o.limit))
+            },
+            |a| a.throttled,
+        );
         st.resized_pods += u32::from(above);
         st.throttled_pods += u32::from(below);
         st.pending_resizes += u32::from(p.resize != ResizeState::Idle);
@@ -109,18 +174,36 @@ pub fn status_for(
                 .collect::<Vec<_>>()
                 .join("; "),
         ),
-        (Ok(v), Capabilities { resize: false, .. }) if v.mode == Mode::Auto => cond(
-            "Ready",
-            false,
-            "ResizeUnsupported",
-            RESIZE_UNSUPPORTED.to_string(),
-        ),
+        (Ok(v), Capabilities { resize: false, .. })
+            if v.mode == Mode::Auto
+                && (through_agent < plan.pods.len() || agents.nodes.is_empty()) =>
+        {
+            let uncovered = plan.pods.len() - through_agent;
+            cond(
+                "Ready",
+                false,
+                "ResizeUnsupported",
+                if agents.nodes.is_empty() {
+                    format!(
+                        "{RESIZE_UNSUPPORTED}, and no node agent holds its node's Lease (install the chart with agent.enabled)"
+                    )
+                } else {
+                    format!(
+                        "{RESIZE_UNSUPPORTED}; {uncovered} of {} pods are on nodes without a live node agent",
+                        plan.pods.len()
+                    )
+                },
+            )
+        }
         (Ok(v), _) => {
-            let note = if caps.dry_run && v.mode == Mode::Auto {
-                " (the controller runs with --dry-run: nothing is applied)"
+            let mut note = if caps.dry_run && v.mode == Mode::Auto {
+                " (the controller runs with --dry-run: nothing is applied)".to_string()
             } else {
-                ""
+                String::new()
             };
+            if through_agent > 0 {
+                note.push_str(&format!(", {through_agent} through the node agent"));
+            }
             cond(
                 "Ready",
                 true,
@@ -226,7 +309,15 @@ mod tests {
             resize: true,
             dry_run: false,
         };
-        let st = status_for(&plan(false), &[], &[], None, caps, at(0));
+        let st = status_for(
+            &plan(false),
+            &[],
+            &[],
+            None,
+            caps,
+            &AgentReport::default(),
+            at(0),
+        );
         let r = ready(&st);
         assert_eq!(
             (r.status.as_str(), r.reason.as_str()),
@@ -245,7 +336,15 @@ mod tests {
             resize: false,
             dry_run: false,
         };
-        let st = status_for(&plan(true), &[], &[], None, caps, at(0));
+        let st = status_for(
+            &plan(true),
+            &[],
+            &[],
+            None,
+            caps,
+            &AgentReport::default(),
+            at(0),
+        );
         let r = ready(&st);
         assert_eq!(
             (r.status.as_str(), r.reason.as_str()),
@@ -255,16 +354,109 @@ mod tests {
     }
 
     #[test]
+    fn pods_on_nodes_with_a_live_agent_make_auto_ready_and_count_what_the_agent_did() {
+        use crate::engine::fixtures::{latency_policy, node, pod, series};
+        let caps = Capabilities {
+            resize: false,
+            dry_run: false,
+        };
+        let mut p = plan(true);
+        p.pods = vec!["default/web-1".into(), "default/web-2".into()];
+        let mut n1 = node(
+            2000,
+            vec![pod(
+                "default/web-1",
+                latency_policy(),
+                100,
+                500,
+                series(at(0), 15, &[1]),
+            )],
+        );
+        n1.name = "n1".into();
+        let mut n2 = node(
+            2000,
+            vec![pod(
+                "default/web-2",
+                latency_policy(),
+                100,
+                500,
+                series(at(0), 15, &[1]),
+            )],
+        );
+        n2.name = "n2".into();
+        let bscn: BurstScalerNode = serde_json::from_value(serde_json::json!({
+            "apiVersion": "burstscaler.dev/v1alpha1", "kind": "BurstScalerNode",
+            "metadata": {"name": "n1"}, "spec": {"nodeName": "n1"},
+            "status": {"governedPods": 1, "throttledPods": 0, "raisedPods": 1, "pods": [{
+                "namespace": "default", "name": "web-1", "uid": "u1", "burstScaler": "web",
+                "role": "LatencySensitive", "mode": "Auto",
+                "containers": [{"name": "main", "specRequest": "100m", "specLimit": "500m",
+                                "limit": "500m", "weight": "500m"}]}]}
+        }))
+        .expect("bscn");
+        let nodes = [n1, n2];
+        // Only n1 has a live agent: one pod uncovered → still ResizeUnsupported, saying so.
+        let agents = AgentReport::new(["n1".to_string()].into(), std::slice::from_ref(&bscn));
+        let st = status_for(&p, &nodes, &[], None, caps, &agents, at(0));
+        assert_eq!(ready(&st).reason, "ResizeUnsupported");
+        assert!(
+            ready(&st)
+                .message
+                .contains("1 of 2 pods are on nodes without a live node agent"),
+            "{}",
+            ready(&st).message
+        );
+        // The weight raise on n1 counts as resized.
+        assert_eq!(st.resized_pods, 1);
+        // Both nodes live: Ready, through the agent.
+        let agents = AgentReport::new(["n1".to_string(), "n2".to_string()].into(), &[bscn]);
+        let st = status_for(&p, &nodes, &[], None, caps, &agents, at(0));
+        assert_eq!(
+            (ready(&st).status.as_str(), ready(&st).reason.as_str()),
+            ("True", "Valid")
+        );
+        assert!(
+            ready(&st).message.contains("2 through the node agent"),
+            "{}",
+            ready(&st).message
+        );
+    }
+
+    #[test]
     fn transition_time_is_kept_while_the_status_holds() {
         let caps = Capabilities {
             resize: true,
             dry_run: false,
         };
-        let first = status_for(&plan(true), &[], &[], None, caps, at(0));
-        let second = status_for(&plan(true), &[], &[], Some(&first), caps, at(60));
+        let first = status_for(
+            &plan(true),
+            &[],
+            &[],
+            None,
+            caps,
+            &AgentReport::default(),
+            at(0),
+        );
+        let second = status_for(
+            &plan(true),
+            &[],
+            &[],
+            Some(&first),
+            caps,
+            &AgentReport::default(),
+            at(60),
+        );
         assert_eq!(ready(&second).last_transition_time, Time(at(0)));
         assert!(same_except_time(&first, &second));
-        let third = status_for(&plan(false), &[], &[], Some(&second), caps, at(120));
+        let third = status_for(
+            &plan(false),
+            &[],
+            &[],
+            Some(&second),
+            caps,
+            &AgentReport::default(),
+            at(120),
+        );
         assert_eq!(ready(&third).last_transition_time, Time(at(120)));
     }
 }
