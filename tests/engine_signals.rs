@@ -126,7 +126,7 @@ fn throttling_within_the_window_grows_the_limit() {
     assert_eq!(p.changes[0].to.limit, Some(MilliCpu(834)));
     assert_eq!(
         p.reason,
-        "web/main: throttled in 30% of its CFS periods ≥ 20% for 3s → limit 834m"
+        "web/main: throttled share 30% ≥ 20% for 3s → limit 834m"
     );
 }
 
@@ -179,9 +179,8 @@ fn a_throttled_pod_at_its_max_makes_batch_yield() {
     // Allowance 1900 - 1500 = 400m, below the floor: the floor.
     assert_eq!(c.changes[0].to.limit, Some(MilliCpu(600)));
     assert!(
-        c.reason.contains(
-            "api/main: throttled in 90% of its CFS periods ≥ 20% for 3s at spec.cpu.max 1500m"
-        ),
+        c.reason
+            .contains("api/main: throttled share 90% ≥ 20% for 3s at spec.cpu.max 1500m"),
         "{}",
         c.reason
     );

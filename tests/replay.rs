@@ -18,11 +18,23 @@ fn replay(args: &[&str]) -> (bool, String, String) {
 
 const TRACE: &str = "experiments/traces/web-and-compile.json";
 
+/// Asserts that each of `want` is in a line of `out` starting with `t=`, in this order.
+fn assert_in_order(out: &str, want: &[&str]) {
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("t=")).collect();
+    let mut pos = 0;
+    for w in want {
+        let found = lines[pos..].iter().position(|l| l.contains(w));
+        let Some(i) = found else {
+            panic!("missing (in order) {w:?} in:\n{out}");
+        };
+        pos += i + 1;
+    }
+}
+
 #[test]
 fn sample_trace_shows_burst_throttle_scale_down_and_release() {
     let (ok, out, err) = replay(&[TRACE]);
     assert!(ok, "{err}");
-    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("t=")).collect();
     let want = [
         "t=  120s  ScaleUp   web-7f9c/web: cpu burst 96% of 500m limit for 1 sample → limit 800m",
         "t=  120s  Throttle  compile-x2k4/cc: throttled 1800m → 1000m (floor 400m, priority 0)",
@@ -33,14 +45,7 @@ fn sample_trace_shows_burst_throttle_scale_down_and_release() {
         "Release   compile-x2k4/cc: no latency-sensitive pressure on the node → limit 1720m → 1800m (original 1800m)",
         "t=  510s  ScaleDown web-7f9c/web: usage at most 150m (25% of 600m limit) for 120s → limit 500m",
     ];
-    let mut pos = 0;
-    for w in want {
-        let found = lines[pos..].iter().position(|l| l.contains(w));
-        let Some(i) = found else {
-            panic!("missing (in order) {w:?} in:\n{out}");
-        };
-        pos += i + 1;
-    }
+    assert_in_order(&out, &want);
     assert!(
         out.contains("web: request 250m limit 500m → request 400m limit 800m"),
         "{out}"
@@ -143,7 +148,6 @@ fn bad_traces_are_refused_with_a_precise_message() {
 fn starvation_trace_raises_the_weight_then_throttles_and_gives_everything_back() {
     let (ok, out, err) = replay(&["experiments/traces/starved-by-shares.json"]);
     assert!(ok, "{err}");
-    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("t=")).collect();
     let want = [
         "t=   12s  ScaleUp   web-5d8f/web: CPU pressure 60% ≥ 10% for 3s, not throttled: starved by CPU shares → weight 100m → 1000m (its limit)",
         "t=   15s  Throttle  compile-9xk2/cc: throttled 2000m → 900m (floor 600m, priority 0): latency-sensitive pods need 1000m (web-5d8f/web: CPU pressure 30% ≥ 10% for 3s with its weight at its limit 1000m)",
@@ -151,14 +155,7 @@ fn starvation_trace_raises_the_weight_then_throttles_and_gives_everything_back()
         "Release   compile-9xk2/cc: no latency-sensitive pressure on the node → limit 1900m → 2000m (original 2000m)",
         "ScaleDown web-5d8f/web: no CPU pressure for 300s → weight back to 100m",
     ];
-    let mut pos = 0;
-    for w in want {
-        let found = lines[pos..].iter().position(|l| l.contains(w));
-        let Some(i) = found else {
-            panic!("missing (in order) {w:?} in:\n{out}");
-        };
-        pos += i + 1;
-    }
+    assert_in_order(&out, &want);
     assert!(
         out.contains("web: request 100m limit 1000m → request 100m limit 1000m weight 1000m"),
         "the weight is shown next to request and limit: {out}"
@@ -180,14 +177,7 @@ fn borrow_trace_borrows_the_idle_node_and_gives_it_back_the_moment_web_bursts() 
         "t=  376s  ScaleDown web-5d8f/web: usage at most 50m",
         "t=  376s  Borrow    compile-7h2m/cc: no latency-sensitive pressure and 1316m idle",
     ];
-    let mut pos = 0;
-    for w in want {
-        let found = lines[pos..].iter().position(|l| l.contains(w));
-        let Some(i) = found else {
-            panic!("missing (in order) {w:?} in:\n{out}");
-        };
-        pos += i + 1;
-    }
+    assert_in_order(&out, &want);
     let between: Vec<&&str> = lines
         .iter()
         .filter(|l| {

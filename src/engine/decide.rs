@@ -522,21 +522,24 @@ fn propose_latency(a: &Assessed<'_>, config: &EngineConfig, now: Timestamp) -> L
 
         // b. Throttled: the limit bites within the sampling window (bursts shorter than a
         //    sample). Grow the limit as for a burst at the limit; at spec.cpu.max, press.
-        let slack = config.sample_interval;
-        let throttled = sustained(
-            since_change,
-            throttled_of,
-            threshold(signals.throttled_percent),
-            slack,
-        )
-        .filter(|s| s.lasted >= signal_for);
-        if let Some(s) = throttled {
-            let seen = format!(
-                "throttled in {} of its CFS periods ≥ {}% for {}s",
-                s.value,
-                signals.throttled_percent,
-                s.lasted.as_secs()
-            );
+        // A signal at or above `percent` for `forSeconds`, and how it reads in a reason.
+        let held = |pick: fn(&NodeSignals) -> Option<Permille>, percent: u32, what: &str| {
+            sustained(
+                since_change,
+                pick,
+                threshold(percent),
+                config.sample_interval,
+            )
+            .filter(|s| s.lasted >= signal_for)
+            .map(|s| {
+                format!(
+                    "{what} {} ≥ {percent}% for {}s",
+                    s.value,
+                    s.lasted.as_secs()
+                )
+            })
+        };
+        if let Some(seen) = held(throttled_of, signals.throttled_percent, "throttled share") {
             let (new, cap) = grow(limit);
             if limit < policy.max && new > limit {
                 p.bursting[i] = true;
@@ -554,20 +557,7 @@ fn propose_latency(a: &Assessed<'_>, config: &EngineConfig, now: Timestamp) -> L
         // c. Starved by CPU shares: runnable but waiting, without being throttled. Raise the
         //    weight first (to the limit: beyond it the container could not use the share);
         //    only if the pressure persists after that does the node press on batch pods.
-        let starved = sustained(
-            since_change,
-            pressure_of,
-            threshold(signals.cpu_pressure_percent),
-            slack,
-        )
-        .filter(|s| s.lasted >= signal_for);
-        if let Some(s) = starved {
-            let seen = format!(
-                "CPU pressure {} ≥ {}% for {}s",
-                s.value,
-                signals.cpu_pressure_percent,
-                s.lasted.as_secs()
-            );
+        if let Some(seen) = held(pressure_of, signals.cpu_pressure_percent, "CPU pressure") {
             let weight = weight_of(c);
             let cap = limit.min(policy.max.max(weight));
             // Within 1m of the cap counts as at it: the kernel's shares and the resize path's
