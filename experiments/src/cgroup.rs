@@ -72,6 +72,14 @@ impl CgroupPaths {
         self.cpu.join("cpu.stat").exists()
     }
 
+    /// A child cgroup (a container's, below its pod's).
+    pub fn child(&self, name: &str) -> CgroupPaths {
+        CgroupPaths {
+            cpu: self.cpu.join(name),
+            cpuacct: self.cpuacct.join(name),
+        }
+    }
+
     /// What the cgroup enforces now: its CPU limit in millicores (`None`: no quota) and its
     /// `cpu.shares`.
     pub fn limits(&self) -> anyhow::Result<(Option<f64>, u64)> {

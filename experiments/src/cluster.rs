@@ -297,8 +297,9 @@ pub struct PodSample {
     pub cgroup_m: Option<f64>,
     /// Time the pod cgroup spent throttled in the last window, ms.
     pub throttled_ms: Option<f64>,
-    /// What the pod cgroup enforces at the sample: its CPU limit (millicores; `None` when
-    /// unlimited or unreadable) and its `cpu.shares` — the ground truth of every actuation.
+    /// What the (first) container's cgroup enforces at the sample: its CPU limit (millicores;
+    /// `None` when unlimited or unreadable) and its `cpu.shares` — the ground truth of every
+    /// actuation.
     pub limit_m: Option<f64>,
     pub shares: Option<u64>,
 }
@@ -385,7 +386,19 @@ impl Sampler {
                 .and_then(|s| s.phase.clone())
                 .unwrap_or_default();
             let (mut cgroup_m, mut throttled_ms) = (None, None);
-            let limits = pod_cgroup(&uid).and_then(|c| c.limits().ok());
+            // The container's cgroup (the node agent throttles there; the pod level keeps the
+            // spec's quota so that a restarted container can start).
+            let container = p
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .and_then(|cs| cs.first())
+                .and_then(|c| c.container_id.as_deref())
+                .and_then(|id| id.split("://").nth(1))
+                .map(str::to_string);
+            let limits = pod_cgroup(&uid)
+                .zip(container)
+                .and_then(|(pc, id)| pc.child(&id).limits().ok());
             if let Some(stat) = pod_cgroup(&uid).and_then(|c| c.stat().ok()) {
                 if let Some((_, then, prev)) = self.last.get(&uid) {
                     let secs = now.duration_since(*then).as_secs_f64();

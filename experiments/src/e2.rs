@@ -225,19 +225,8 @@ pub async fn run(
         progress.say(format!("e2: arm {}", arm.slug()));
         let r = run_arm(client, arm, opts, images, iters, progress).await;
         if arm == Arm::BurstScaler {
-            // Uninstall first: the agent restores every pod on its way out.
             let ns = format!("{}e2-{}", cluster::NS_PREFIX, arm.slug());
-            if let Err(e) = run_helm(vec![
-                "uninstall".into(),
-                RELEASE.into(),
-                "--namespace".into(),
-                ns,
-                "--wait".into(),
-                "--timeout".into(),
-                "120s".into(),
-            ])
-            .await
-            {
+            if let Err(e) = uninstall_burst_scaler(client, &ns, progress).await {
                 progress.say(format!("e2: uninstalling burst-scaler: {e}"));
             }
         }
@@ -335,6 +324,12 @@ async fn install_burst_scaler(client: &Client, ns: &str) -> anyhow::Result<()> {
         values.display().to_string(),
         "--set".into(),
         format!("controller.watchNamespaces={{{ns}}}"),
+        // The service listens on 18080 (hostNetwork): the controller's and agent's metrics
+        // ports move out of its way.
+        "--set".into(),
+        "metrics.port=18090".into(),
+        "--set".into(),
+        "agent.metricsPort=18091".into(),
         "--wait".into(),
         "--timeout".into(),
         "180s".into(),
@@ -362,6 +357,56 @@ async fn install_burst_scaler(client: &Client, ns: &str) -> anyhow::Result<()> {
             .with_context(|| format!("create BurstScaler {name}"))?;
     }
     Ok(())
+}
+
+/// Deletes the BurstScalers while the controller still runs (it restores their pods and
+/// removes its finalizer), then uninstalls the chart (the agent restores everything it holds
+/// on SIGTERM). A BurstScaler still there after 60 s has its finalizer removed, with a
+/// warning, so that the namespace can go.
+async fn uninstall_burst_scaler(
+    client: &Client,
+    ns: &str,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    let api: Api<burst_scaler::api::BurstScaler> = Api::namespaced(client.clone(), ns);
+    for name in ["web", "compile"] {
+        let _ = api.delete(name, &kube::api::DeleteParams::default()).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = api.list(&kube::api::ListParams::default()).await?.items;
+        if left.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            for b in left {
+                let name = b.metadata.name.unwrap_or_default();
+                progress.say(format!(
+                    "e2: warning: BurstScaler {name} still there 60 s after deletion: removing its finalizer"
+                ));
+                let patch = serde_json::json!({"metadata": {"finalizers": null}});
+                let _ = api
+                    .patch(
+                        &name,
+                        &kube::api::PatchParams::default(),
+                        &kube::api::Patch::Merge(patch),
+                    )
+                    .await;
+            }
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    run_helm(vec![
+        "uninstall".into(),
+        RELEASE.into(),
+        "--namespace".into(),
+        ns.into(),
+        "--wait".into(),
+        "--timeout".into(),
+        "120s".into(),
+    ])
+    .await
 }
 
 /// Installs (or updates) burst-scaler's CRDs from the Rust types, as the README's
