@@ -522,7 +522,6 @@ async fn run_arm(
         progress.say("e2: burst-scaler: installing the chart (controller + node agent)");
         install_burst_scaler(client, &ns).await?;
     }
-    let wall_start = jiff::Timestamp::now();
     if arm.has_web() {
         let cmd = vec![
             "/usr/local/bin/experiments".to_string(),
@@ -543,6 +542,8 @@ async fn run_arm(
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
     let t0 = Instant::now();
+    // The same instant on the wall clock, for the Events' times (t = seconds of the load plan).
+    let wall_start = jiff::Timestamp::now();
     let (stop_tx, stop_rx) = watch::channel(false);
     let sampler = tokio::spawn(sample_loop(
         client.clone(),
