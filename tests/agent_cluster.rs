@@ -414,12 +414,23 @@ async fn the_agent_changes_real_cgroups_and_every_exit_restores_them() {
 
     // --- 3. The throttled container killed mid-throttle restarts normally (the runtime writes
     //        the spec's quota into the new cgroup; the pod level allows it).
+    // The container's init (its shell: PID 1 in its namespace); killing one of its loops
+    // would not end the container.
     let pid = std::fs::read_to_string(compile.container.join("tasks"))
         .expect("tasks")
         .lines()
-        .next()
+        .find(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .ok()
+                .and_then(|st| {
+                    st.lines()
+                        .find(|l| l.starts_with("NSpid:"))
+                        .and_then(|l| l.split_whitespace().last().map(|v| v == "1"))
+                })
+                .unwrap_or(false)
+        })
         .map(str::to_string)
-        .expect("a task");
+        .expect("the container's init process");
     let _ = Command::new("kill").args(["-9", &pid]).status();
     let restarted = eventually(90, "the compile container to restart and run", || {
         let pods = pods.clone();
