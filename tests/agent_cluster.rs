@@ -462,6 +462,20 @@ async fn the_agent_changes_real_cgroups_and_every_exit_restores_them() {
     .await;
     assert_eq!(compile.pod_quota(), "200000");
 
+    // A new service pod starves again: weight raised, compile throttled again — held when the
+    // chart is uninstalled below.
+    ns.create::<Pod>(burner_pod("api2", "api", 1, "100m", Some("1500m")))
+        .await;
+    let api2 = cgroups(&pods, "api2").await;
+    until(60, "the new service's weight raised", &api2, |c| {
+        c.shares() == "1536"
+    })
+    .await;
+    until(90, "the compile throttled again", &compile, |c| {
+        c.quota() == "60000"
+    })
+    .await;
+
     // --- 4. helm uninstall (SIGTERM) restores everything it holds.
     let (ok, out) = helm(&[
         "uninstall",
@@ -480,6 +494,15 @@ async fn the_agent_changes_real_cgroups_and_every_exit_restores_them() {
         |c| c.quota() == "200000" && c.pod_quota() == "200000",
     )
     .await;
-
-    assert!(agent_pids().is_empty(), "the agent is gone");
+    until(
+        30,
+        "the service's weight restored by the SIGTERM",
+        &api2,
+        |c| c.shares() == "102" && c.quota() == "150000",
+    )
+    .await;
+    eventually(60, "the agent process to exit", || async {
+        agent_pids().is_empty().then_some(())
+    })
+    .await;
 }
