@@ -140,10 +140,15 @@ async fn controller_reports_conditions_events_and_metrics_on_a_cluster_without_r
     let st = s.status.expect("status");
     assert_eq!(st.managed_pods, 1);
     assert_eq!(st.observed_generation, s.metadata.generation);
-    assert_eq!(
-        condition(&scalers.get("idle").await.expect("idle"), "Ready").map(|c| c.0),
-        Some("True".into())
-    );
+    // Statuses are written one BurstScaler after the other: idle's may land just after.
+    eventually(30, "Ready=True on the idle BurstScaler", || {
+        let scalers = scalers.clone();
+        async move {
+            let s = scalers.get("idle").await.ok()?;
+            (condition(&s, "Ready")?.0 == "True").then_some(())
+        }
+    })
+    .await;
     let bad = scalers.get("bad").await.expect("bad");
     let (st, reason, msg) = condition(&bad, "Ready").expect("Ready on bad");
     assert_eq!((st.as_str(), reason.as_str()), ("False", "InvalidSpec"));
