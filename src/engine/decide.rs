@@ -1019,6 +1019,19 @@ impl BatchPlan<'_, '_> {
         }
     }
 
+    /// Orders pod indices for giving CPU (release, borrow): highest `batch.priority` first,
+    /// then by name.
+    fn highest_priority_first(&self, order: &mut [usize]) {
+        order.sort_by(|&x, &y| {
+            let (a, b) = (&self.pods[x], &self.pods[y]);
+            b.pod
+                .policy
+                .priority
+                .cmp(&a.pod.policy.priority)
+                .then(a.pod.name.cmp(&b.pod.name))
+        });
+    }
+
     /// Takes every borrowed limit (above the original) back to the original.
     fn take_back(&self, out: &mut [BatchLimits], active: &dyn Fn(&Assessed<'_>) -> bool) {
         for (pi, a) in self.pods.iter().enumerate() {
@@ -1050,14 +1063,7 @@ impl BatchPlan<'_, '_> {
                 active(a) && a.pod.policy.borrow.enabled && !a.blind && self.may_release(a)
             })
             .collect();
-        order.sort_by(|&x, &y| {
-            let (a, b) = (&self.pods[x], &self.pods[y]);
-            b.pod
-                .policy
-                .priority
-                .cmp(&a.pod.policy.priority)
-                .then(a.pod.name.cmp(&b.pod.name))
-        });
+        self.highest_priority_first(&mut order);
         for pi in order {
             let a = &self.pods[pi];
             let borrow = &a.pod.policy.borrow;
@@ -1099,14 +1105,7 @@ impl BatchPlan<'_, '_> {
         let mut order: Vec<usize> = (0..self.pods.len())
             .filter(|&i| active(&self.pods[i]))
             .collect();
-        order.sort_by(|&x, &y| {
-            let (a, b) = (&self.pods[x], &self.pods[y]);
-            b.pod
-                .policy
-                .priority
-                .cmp(&a.pod.policy.priority)
-                .then(a.pod.name.cmp(&b.pod.name))
-        });
+        self.highest_priority_first(&mut order);
         for pi in order {
             let a = &self.pods[pi];
             if a.blind || !self.may_release(a) {
