@@ -142,13 +142,10 @@ fn bench(c: &mut Criterion) {
     };
     let journal = Journal::new("n1");
     let pinned = BTreeSet::new();
-    let mut planner = Planner::new(
-        EngineConfig {
-            sample_interval: Duration::from_secs(1),
-            ..EngineConfig::default()
-        },
-        Duration::from_secs(HISTORY_SECS),
-    );
+    let mut planner = Planner::new(EngineConfig {
+        sample_interval: Duration::from_secs(1),
+        ..EngineConfig::default()
+    });
     // Warm up the history.
     let mut t = 0;
     while t < HISTORY_SECS {

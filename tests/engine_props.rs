@@ -286,3 +286,64 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// A source may keep only `EngineConfig::history_for` of samples (the node agent does, to
+    /// bound its memory): every decision is the same as with the whole history.
+    #[test]
+    fn history_beyond_history_for_changes_no_decision(
+        specs in prop::collection::vec(pod_spec(), 1..5),
+        alloc in 1000u64..6000,
+        agent in any::<bool>(),
+        phases in prop::collection::vec(prop::collection::vec(0u64..3000, 5), 3..6),
+        down_window in prop::sample::select(vec![30u32, 120, 300, 900]),
+    ) {
+        let cfg = config();
+        let mut full = build(&specs, alloc, 0, agent);
+        for p in &mut full.pods {
+            p.containers[0].samples.clear();
+            let mut policy = (*p.policy).clone();
+            policy.behavior.scale_down.stabilization_seconds = down_window;
+            p.policy = Arc::new(policy);
+        }
+        let mut trimmed = full.clone();
+        for pass in 0..240u64 {
+            let t = at(pass as i64 * 15);
+            let phase = &phases[(pass as usize / 40) % phases.len()];
+            for n in [&mut full, &mut trimmed] {
+                observe(n, t, usize::MAX, |pod, _| {
+                    let i: usize = pod.trim_start_matches('p').parse().unwrap_or(0);
+                    phase[i % phase.len()]
+                });
+                for (p, spec) in n.pods.iter_mut().zip(&specs) {
+                    if let (Some((th, pr)), Some(last)) = (spec.signals, p.containers[0].samples.last_mut()) {
+                        last.signals = Some(NodeSignals {
+                            interval: std::time::Duration::from_secs(15),
+                            throttled: Some(Permille(th)),
+                            pressure: Some(Permille(pr)),
+                        });
+                    }
+                }
+            }
+            for p in &mut trimmed.pods {
+                let keep = cfg.history_for(&p.policy);
+                let from = t - jiff::SignedDuration::try_from(keep).unwrap_or(jiff::SignedDuration::MAX);
+                for c in &mut p.containers {
+                    c.samples.retain(|s| s.time >= from);
+                }
+            }
+            let a = decide(&full, &cfg, t);
+            let b = decide(&trimmed, &cfg, t);
+            for (x, y) in a.pods.iter().zip(&b.pods) {
+                prop_assert_eq!(
+                    (x.action, &x.changes), (y.action, &y.changes),
+                    "pass {}: {} decided differently with trimmed history:\nfull: {}\ntrimmed: {}", pass, x.pod, x.reason, y.reason
+                );
+            }
+            apply(&mut full, &a, t);
+            apply(&mut trimmed, &b, t);
+        }
+    }
+}

@@ -307,3 +307,87 @@ fn without_opt_in_or_when_not_held_by_its_limit_a_batch_pod_does_not_borrow() {
         assert_eq!(limit(&n, "compile"), Some(500));
     }
 }
+
+/// Closed loop, as on the real node (found by `experiments run agent`): the service (one busy
+/// thread, 1000m) is starved while the compile may use more than 900m of the 2-core node, and
+/// not once it may not. The relieved pressure must not release the throttle while the service
+/// still uses the CPU — before the fix the agent throttled, released step by step in 4 s,
+/// throttled again, every ~6 s, for as long as both ran. Once the service quiets, the compile
+/// gets back what the service leaves at once, and everything when the service's raised weight
+/// is given back (a quiet scale-down window, 300 s).
+#[test]
+fn a_throttle_that_relieved_starvation_is_held_until_the_service_uses_less() {
+    // Like the experiment: the service's limit (1500m) is well above what its one thread
+    // uses, so it never bursts (a grown pod keeps a claim of its own).
+    let mut policy = latency_policy();
+    policy.min = MilliCpu(100);
+    policy.max = MilliCpu(1500);
+    let web = pod("web", policy, 100, 1500, vec![]);
+    let compile = pod("compile", batch_policy(600, 0), 1000, 2000, vec![]);
+    let mut n = node(2000, vec![web, compile]);
+    n.actuator = Actuator::NodeAgent;
+    let mut log: Vec<(i64, Action, Option<u64>)> = vec![];
+    for t in 1..=400 {
+        let compile_limit = limit(&n, "compile").unwrap_or(2000);
+        let busy = t <= 60;
+        let starved = busy && compile_limit > 900;
+        let (web_use, web_pressure) = match (busy, starved) {
+            (true, true) => (400, 250),
+            (true, false) => (1000, 0),
+            (false, _) => (100, 0),
+        };
+        observe(
+            &mut n,
+            at(t),
+            900,
+            |p, _| {
+                if p == "web" { web_use } else { 1800 }
+            },
+        );
+        for p in &mut n.pods {
+            let pr = if p.name == "web" { web_pressure } else { 0 };
+            if let Some(s) = p.containers[0].samples.last_mut() {
+                s.signals = Some(NodeSignals {
+                    interval: Duration::from_secs(1),
+                    throttled: Some(Permille(0)),
+                    pressure: Some(Permille(pr)),
+                });
+            }
+        }
+        let d = decide(&n, &agent_config(), at(t));
+        let c = &d.pods[1];
+        if c.action.changes() {
+            log.push((t, c.action, c.changes[0].to.limit.map(|l| l.0)));
+        }
+        apply(&mut n, &d, at(t));
+    }
+    let busy: Vec<_> = log.iter().filter(|(t, _, _)| *t <= 60).collect();
+    assert!(
+        busy.iter()
+            .all(|(t, a, _)| *a != Action::Throttle || *t <= 10),
+        "throttled once the weight did not suffice, then never again: {log:?}"
+    );
+    assert!(
+        busy.iter().any(|(_, a, _)| *a == Action::Throttle),
+        "{log:?}"
+    );
+    assert!(
+        busy.iter().all(|(_, a, _)| *a != Action::Release),
+        "no release while the service still uses its CPU: {log:?}"
+    );
+    let early = log
+        .iter()
+        .filter(|(t, a, _)| (61..120).contains(t) && *a == Action::Release);
+    assert!(
+        early
+            .filter_map(|(_, _, l)| *l)
+            .max()
+            .is_some_and(|l| l >= 1600),
+        "what the quiet service leaves is given back within a minute: {log:?}"
+    );
+    assert_eq!(
+        limit(&n, "compile"),
+        Some(2000),
+        "all back once it quiets: {log:?}"
+    );
+}

@@ -151,9 +151,13 @@ fn starvation_trace_raises_the_weight_then_throttles_and_gives_everything_back()
     let want = [
         "t=   12s  ScaleUp   web-5d8f/web: CPU pressure 60% ≥ 10% for 3s, not throttled: starved by CPU shares → weight 100m → 1000m (its limit)",
         "t=   15s  Throttle  compile-9xk2/cc: throttled 2000m → 900m (floor 600m, priority 0): latency-sensitive pods need 1000m (web-5d8f/web: CPU pressure 30% ≥ 10% for 3s with its weight at its limit 1000m)",
-        "Release   compile-9xk2/cc: no latency-sensitive pressure on the node → limit 900m → 1100m (original 2000m)",
+        // While web's weight is still raised, what web uses stays web's: the compile gets
+        // back only what the allowance leaves (1700m) ...
+        "t=   41s  Release   compile-9xk2/cc: no latency-sensitive pressure on the node, 800m of headroom under the batch allowance 1700m → limit 900m → 1100m (original 2000m)",
+        "Release   compile-9xk2/cc: no latency-sensitive pressure on the node, 200m of headroom under the batch allowance 1700m → limit 1500m → 1700m (original 2000m)",
+        // ... and everything once web's quiet window has given its weight back.
+        "t=  316s  ScaleDown web-5d8f/web: no CPU pressure for 300s → weight back to 100m",
         "Release   compile-9xk2/cc: no latency-sensitive pressure on the node → limit 1900m → 2000m (original 2000m)",
-        "ScaleDown web-5d8f/web: no CPU pressure for 300s → weight back to 100m",
     ];
     assert_in_order(&out, &want);
     assert!(

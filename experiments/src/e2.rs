@@ -296,6 +296,29 @@ async fn run_helm(args: Vec<String>) -> anyhow::Result<()> {
 /// Builds (cached) and imports the controller/agent image, installs the chart into `ns`
 /// governing only `ns`, and creates the two BurstScalers.
 async fn install_burst_scaler(client: &Client, ns: &str) -> anyhow::Result<()> {
+    install_chart(client, ns, RELEASE).await?;
+    create_scalers(
+        client,
+        ns,
+        &[
+            (
+                "web",
+                serde_json::json!({"selector": {"matchLabels": {"app": "web"}}, "role": "LatencySensitive",
+                    "cpu": {"min": WALKTHROUGH.request, "max": "2"}, "mode": "Auto"}),
+            ),
+            (
+                "compile",
+                serde_json::json!({"selector": {"matchLabels": {"app": "compile"}}, "role": "Batch",
+                    "cpu": {"min": "100m", "max": COMPILE.limit}, "batch": {"floor": "500m"}, "mode": "Auto"}),
+            ),
+        ],
+    )
+    .await
+}
+
+/// Builds (cached) and imports the controller/agent image and installs the chart as `release`
+/// into `ns`, governing only `ns` (CRDs from the Rust types, metrics ports off the E2 service's).
+pub(crate) async fn install_chart(client: &Client, ns: &str, release: &str) -> anyhow::Result<()> {
     let root = repo();
     let build = root.join("tests/cluster/build-controller-image");
     let st = tokio::task::spawn_blocking(move || {
@@ -316,7 +339,7 @@ async fn install_burst_scaler(client: &Client, ns: &str) -> anyhow::Result<()> {
         "upgrade".into(),
         "--install".into(),
         "--skip-crds".into(),
-        RELEASE.into(),
+        release.into(),
         chart.display().to_string(),
         "--namespace".into(),
         ns.into(),
@@ -335,19 +358,17 @@ async fn install_burst_scaler(client: &Client, ns: &str) -> anyhow::Result<()> {
         "180s".into(),
     ])
     .await?;
+    Ok(())
+}
+
+/// Creates BurstScalers (name, spec) in `ns`.
+pub(crate) async fn create_scalers(
+    client: &Client,
+    ns: &str,
+    scalers: &[(&str, serde_json::Value)],
+) -> anyhow::Result<()> {
     let api: Api<burst_scaler::api::BurstScaler> = Api::namespaced(client.clone(), ns);
-    for (name, spec) in [
-        (
-            "web",
-            serde_json::json!({"selector": {"matchLabels": {"app": "web"}}, "role": "LatencySensitive",
-                "cpu": {"min": WALKTHROUGH.request, "max": "2"}, "mode": "Auto"}),
-        ),
-        (
-            "compile",
-            serde_json::json!({"selector": {"matchLabels": {"app": "compile"}}, "role": "Batch",
-                "cpu": {"min": "100m", "max": COMPILE.limit}, "batch": {"floor": "500m"}, "mode": "Auto"}),
-        ),
-    ] {
+    for (name, spec) in scalers {
         let obj: burst_scaler::api::BurstScaler = serde_json::from_value(serde_json::json!({
             "apiVersion": "burstscaler.dev/v1alpha1", "kind": "BurstScaler",
             "metadata": {"name": name}, "spec": spec,
@@ -368,10 +389,23 @@ async fn uninstall_burst_scaler(
     ns: &str,
     progress: &Progress,
 ) -> anyhow::Result<()> {
+    uninstall(client, ns, RELEASE, progress).await
+}
+
+/// [`uninstall_burst_scaler`] for any release: every BurstScaler of `ns` first, then the chart.
+pub(crate) async fn uninstall(
+    client: &Client,
+    ns: &str,
+    release: &str,
+    progress: &Progress,
+) -> anyhow::Result<()> {
     let api: Api<burst_scaler::api::BurstScaler> = Api::namespaced(client.clone(), ns);
-    for name in ["web", "compile"] {
-        let _ = api.delete(name, &kube::api::DeleteParams::default()).await;
-    }
+    let _ = api
+        .delete_collection(
+            &kube::api::DeleteParams::default(),
+            &kube::api::ListParams::default(),
+        )
+        .await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let left = api.list(&kube::api::ListParams::default()).await?.items;
@@ -382,7 +416,7 @@ async fn uninstall_burst_scaler(
             for b in left {
                 let name = b.metadata.name.unwrap_or_default();
                 progress.say(format!(
-                    "e2: warning: BurstScaler {name} still there 60 s after deletion: removing its finalizer"
+                    "warning: BurstScaler {ns}/{name} still there 60 s after deletion: removing its finalizer"
                 ));
                 let patch = serde_json::json!({"metadata": {"finalizers": null}});
                 let _ = api
@@ -399,7 +433,7 @@ async fn uninstall_burst_scaler(
     }
     run_helm(vec![
         "uninstall".into(),
-        RELEASE.into(),
+        release.into(),
         "--namespace".into(),
         ns.into(),
         "--wait".into(),

@@ -6,6 +6,7 @@
 //!   experiments serve ...                    the latency-sensitive service (runs in the web image)
 //!   experiments calibrate --cost-ms 2        iterations of work per request on this machine
 
+mod agent;
 mod cgroup;
 mod cluster;
 mod e0;
@@ -63,7 +64,10 @@ enum Suite {
     E1,
     /// Co-location: the web service under load with a spike, the compile mid-run; per arm.
     E2,
-    /// E1, then E0 and E2.
+    /// The node agent's own CPU and RSS with 100 governed pods, and its reaction time from
+    /// starvation onset to the weight and the batch quota written.
+    Agent,
+    /// E1, then E0, E2 and the agent's.
     All,
 }
 
@@ -343,7 +347,7 @@ async fn run(mut suites: Vec<Suite>, o: RunOptions) -> anyhow::Result<()> {
         slo_ms,
     } = o;
     if suites.contains(&Suite::All) {
-        suites = vec![Suite::E0, Suite::E1, Suite::E2];
+        suites = vec![Suite::E0, Suite::E1, Suite::E2, Suite::Agent];
     }
     suites.sort();
     suites.dedup();
@@ -427,7 +431,8 @@ async fn run(mut suites: Vec<Suite>, o: RunOptions) -> anyhow::Result<()> {
         }
     }
     dir.write("summary.md", &summary)?;
-    if suites.contains(&Suite::E0) || suites.contains(&Suite::E2) {
+    if suites.contains(&Suite::E0) || suites.contains(&Suite::E2) || suites.contains(&Suite::Agent)
+    {
         let cluster = cluster::Cluster::connect(&repo, start_cluster).await?;
         let version = cluster.server_version().await;
         let _ = writeln!(
@@ -505,6 +510,11 @@ async fn cluster_suites(
         .await?;
         md.push_str(&m);
         tables.push(("e2", t));
+    }
+    if suites.contains(&Suite::Agent) {
+        let (m, t) = agent::run(client, dir, &agent::Options::new(quick), progress).await?;
+        md.push_str(&m);
+        tables.push(("agent", t));
     }
     Ok((md, tables))
 }

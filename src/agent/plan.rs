@@ -34,7 +34,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::cgroup::{Counters, CpuLimits, Layout, Setting};
 use super::journal::{ContainerEntry, Journal, PodEntry, Saved};
 use super::select::NodePod;
-use super::signals::SignalBook;
+use super::signals::{Keep, SignalBook};
 use super::values::{Bounds, ContainerLevel, container_setting, in_force, pod_setting};
 use crate::api::{AgentDecision, GovernedContainer, GovernedPod, Mode, Role};
 use crate::engine::{
@@ -155,12 +155,11 @@ pub struct Planner {
 }
 
 impl Planner {
-    /// A planner deciding with `config` (its `sample_interval` is the tick), keeping samples
-    /// for `retention`.
-    pub fn new(config: EngineConfig, retention: Duration) -> Planner {
+    /// A planner deciding with `config` (its `sample_interval` is the tick).
+    pub fn new(config: EngineConfig) -> Planner {
         Planner {
             config,
-            book: SignalBook::new(retention),
+            book: SignalBook::new(),
             last_change: HashMap::new(),
             last_decision: HashMap::new(),
         }
@@ -211,11 +210,19 @@ impl Planner {
         for p in input.pods {
             let pod_cg = layout.pod(p.qos, &p.uid);
             if let Some(r) = reading(pod_cg.relative()) {
-                self.book
-                    .observe(&pod_key(&p.uid), r.counters, input.mono, input.now, None);
+                self.book.observe(
+                    &pod_key(&p.uid),
+                    r.counters,
+                    input.mono,
+                    input.now,
+                    Keep::Latest,
+                );
             }
             let Some(g) = &p.governor else { continue };
-            let half_life = g.policy.recommendation.half_life_seconds;
+            let keep = Keep::History {
+                keep: self.config.history_for(&g.policy),
+                half_life: g.policy.recommendation.half_life_seconds,
+            };
             for c in &p.containers {
                 let Some(id) = &c.id else { continue };
                 let Ok(cg) = layout.container(&pod_cg, id) else {
@@ -223,7 +230,7 @@ impl Planner {
                 };
                 if let Some(r) = reading(cg.relative()) {
                     self.book
-                        .observe(id, r.counters, input.mono, input.now, Some(half_life));
+                        .observe(id, r.counters, input.mono, input.now, keep);
                 }
             }
         }
@@ -812,13 +819,10 @@ mod tests {
     }
 
     fn planner() -> Planner {
-        Planner::new(
-            EngineConfig {
-                sample_interval: Duration::from_secs(1),
-                ..EngineConfig::default()
-            },
-            Duration::from_secs(600),
-        )
+        Planner::new(EngineConfig {
+            sample_interval: Duration::from_secs(1),
+            ..EngineConfig::default()
+        })
     }
 
     fn auto(mut p: crate::api::ValidatedSpec) -> crate::api::ValidatedSpec {

@@ -39,10 +39,6 @@ use crate::quantity::{MilliCpu, parse_cpu};
 /// Field manager of every write the agent makes.
 pub const FIELD_MANAGER: &str = "burst-scaler-agent";
 
-/// How long samples are kept: the longest engine window plus margin (step-down windows are
-/// capped at an hour by the CRD).
-const RETENTION: Duration = Duration::from_secs(3600 + 60);
-
 /// Something for the reporter task.
 enum Report {
     Event {
@@ -231,13 +227,10 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         layout,
         journal,
         journal_path,
-        planner: Planner::new(
-            EngineConfig {
-                sample_interval: args.interval,
-                ..EngineConfig::default()
-            },
-            RETENTION,
-        ),
+        planner: Planner::new(EngineConfig {
+            sample_interval: args.interval,
+            ..EngineConfig::default()
+        }),
         node: node.clone(),
         reserve,
         pods: pods.clone(),

@@ -890,12 +890,16 @@ impl BatchPlan<'_, '_> {
             .sum();
         if self.pressure && self.contention && limits > self.allowance {
             self.throttle(&mut out, &active, limits);
-        } else if !self.pressure {
+        } else if !self.pressure && self.calm {
             self.release(&mut out, &active, None);
-            if self.calm {
-                self.borrow(&mut out, &active);
-            }
+            self.borrow(&mut out, &active);
         } else if self.batch_limits < self.allowance {
+            // Under pressure, or soon after it (a latency-sensitive pod's weight is still
+            // raised, or it grows): throttles are given back only within the allowance. The
+            // pressure a throttle relieved is gone *because of* the throttle; giving everything
+            // back at once brings it straight back (on a 1 s loop: throttle, release, release,
+            // …, throttle again, every few seconds). What latency-sensitive pods use (÷ their
+            // target) stays theirs; once they use less, batch gets it back.
             self.release(
                 &mut out,
                 &active,
@@ -1127,6 +1131,10 @@ impl BatchPlan<'_, '_> {
                 let new = c.limit + give;
                 let why = match headroom {
                     None => "no latency-sensitive pressure on the node".to_string(),
+                    Some(h) if !self.pressure => format!(
+                        "no latency-sensitive pressure on the node, {h} of headroom under the batch allowance {}",
+                        self.allowance
+                    ),
                     Some(h) => format!(
                         "{h} of headroom under the batch allowance {}",
                         self.allowance

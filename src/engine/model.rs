@@ -37,6 +37,27 @@ impl EngineConfig {
     pub fn staleness(&self) -> Duration {
         self.sample_interval * 2
     }
+
+    /// How far back the engine looks into a container's samples under `policy`: the longest of
+    /// its windows (`behavior.scaleDown`/`scaleUp.stabilizationSeconds`,
+    /// `latencySensitive.signals.forSeconds`, `burstSamples` samples), plus one sample before
+    /// the window's start (a window counts as covered only when a sample reaches back to it)
+    /// and the staleness bound. A source may drop samples older than this (the node agent
+    /// does): decisions do not change (`tests/engine_props.rs`).
+    pub fn history_for(&self, policy: &crate::api::ValidatedSpec) -> Duration {
+        let secs = |s: u32| Duration::from_secs(u64::from(s));
+        let b = &policy.behavior;
+        let window = secs(b.scale_down.stabilization_seconds)
+            .max(secs(b.scale_up.stabilization_seconds))
+            .max(secs(policy.latency.signals.for_seconds))
+            .max(
+                self.sample_interval
+                    .saturating_mul(policy.latency.burst_samples.max(1)),
+            );
+        window
+            .saturating_add(self.sample_interval)
+            .saturating_add(self.staleness())
+    }
 }
 
 /// What the actuator that will carry out the decisions on this node can do. The engine decides
