@@ -391,3 +391,56 @@ fn a_throttle_that_relieved_starvation_is_held_until_the_service_uses_less() {
         "all back once it quiets: {log:?}"
     );
 }
+
+/// A real 1-s loop is never exactly 1 s: samples 1.02 s apart. Three of them cover
+/// `forSeconds: 3`, but the third-newest is older than the staleness bound (2 intervals). The
+/// engine once read only fresh samples for its runs, so on the real node the weight was raised
+/// only when ticks happened to run fast (2–20 s after onset), and `forSeconds` above 2
+/// intervals could never be reached at all; runs now reach back as far as the samples do.
+#[test]
+fn signal_runs_reach_past_the_staleness_bound_on_a_jittery_loop() {
+    let step = jiff::SignedDuration::from_millis(1020);
+    for (for_seconds, samples) in [(3u32, 3usize), (10, 10)] {
+        let mut policy = latency_policy();
+        policy.min = MilliCpu(100);
+        policy.max = MilliCpu(1500);
+        policy.latency.signals.for_seconds = for_seconds;
+        let now = at(100);
+        let mut web_samples: Vec<Sample> = (0..samples)
+            .map(|i| Sample {
+                time: now - step * (samples - 1 - i) as i32,
+                usage: MilliCpu(180),
+                signals: Some(NodeSignals {
+                    interval: Duration::from_millis(1020),
+                    throttled: Some(Permille(0)),
+                    pressure: Some(Permille(400)),
+                }),
+            })
+            .collect();
+        web_samples.sort_by_key(|s| s.time);
+        let web = pod("web", policy, 100, 1000, web_samples);
+        let compile = pod(
+            "compile",
+            batch_policy(600, 0),
+            1000,
+            2000,
+            signal_series(now, 1, &[(1800, 0, 0); 3]),
+        );
+        let mut n = node(2000, vec![web, compile]);
+        n.actuator = Actuator::NodeAgent;
+        let d = decide(&n, &agent_config(), now);
+        assert_eq!(
+            d.pods[0].action,
+            Action::ScaleUp,
+            "forSeconds {for_seconds}: {}",
+            d.pods[0].reason
+        );
+        assert!(
+            d.pods[0]
+                .reason
+                .contains(&format!("≥ 10% for {}s", for_seconds)),
+            "{}",
+            d.pods[0].reason
+        );
+    }
+}

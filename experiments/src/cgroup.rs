@@ -10,6 +10,7 @@ use burst_scaler::agent::cgroup::parse;
 
 pub const CPU_ROOT: &str = "/sys/fs/cgroup/cpu";
 pub const CPUACCT_ROOT: &str = "/sys/fs/cgroup/cpuacct";
+pub const UNIFIED_ROOT: &str = "/sys/fs/cgroup/unified";
 
 /// Counters of one cgroup at one moment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -92,11 +93,28 @@ impl CgroupPaths {
         Ok((limit, shares))
     }
 
+    /// PSI `some` total (µs) of this cgroup's twin in the unified hierarchy
+    /// (`/sys/fs/cgroup/unified/<same path>/cpu.pressure`; hybrid hosts like this one), if any.
+    pub fn pressure_some_us(&self) -> Option<u64> {
+        let rel = self.cpu.strip_prefix(CPU_ROOT).ok()?;
+        let text =
+            fs::read_to_string(Path::new(UNIFIED_ROOT).join(rel).join("cpu.pressure")).ok()?;
+        parse::pressure_some_total(&text).ok()
+    }
+
     pub fn stat(&self) -> anyhow::Result<CpuStat> {
         let usage = read_u64(&self.cpuacct.join("cpuacct.usage"))?;
         let text = fs::read_to_string(self.cpu.join("cpu.stat"))
             .with_context(|| format!("read {}", self.cpu.join("cpu.stat").display()))?;
         Ok(parse_cpu_stat(&text, usage))
+    }
+}
+
+/// A CPU quantity (`"100m"`, `"2"`, `"1.5"`) in millicores.
+pub fn millicores(q: &str) -> Option<f64> {
+    match q.strip_suffix('m') {
+        Some(m) => m.parse().ok(),
+        None => q.parse::<f64>().ok().map(|c| c * 1000.0),
     }
 }
 

@@ -181,12 +181,20 @@ pub async fn namespace(client: &Client, name: &str) -> anyhow::Result<String> {
 #[derive(Clone, Copy, Debug)]
 pub struct Resources {
     pub request: &'static str,
-    pub limit: &'static str,
+    /// `None`: no CPU limit.
+    pub limit: Option<&'static str>,
+}
+
+impl Resources {
+    /// `request/limit` for the reports (`none` for no limit).
+    pub fn show(&self) -> String {
+        format!("{}/{}", self.request, self.limit.unwrap_or("none"))
+    }
 }
 
 pub const WALKTHROUGH: Resources = Resources {
     request: "200m",
-    limit: "500m",
+    limit: Some("500m"),
 };
 
 fn pod_spec(
@@ -204,7 +212,10 @@ fn pod_spec(
             "image": image,
             "imagePullPolicy": "Never",
             "command": command,
-            "resources": {"requests": {"cpu": res.request}, "limits": {"cpu": res.limit}},
+            "resources": match res.limit {
+                Some(limit) => json!({"requests": {"cpu": res.request}, "limits": {"cpu": limit}}),
+                None => json!({"requests": {"cpu": res.request}}),
+            },
         }],
     })
 }
@@ -297,6 +308,9 @@ pub struct PodSample {
     pub cgroup_m: Option<f64>,
     /// Time the pod cgroup spent throttled in the last window, ms.
     pub throttled_ms: Option<f64>,
+    /// Time in the last window in which some task of the pod waited for a CPU (PSI `some` of
+    /// the pod's cgroup in the unified hierarchy, which includes time throttled), ms.
+    pub pressure_ms: Option<f64>,
     /// What the (first) container's cgroup enforces at the sample: its CPU limit (millicores;
     /// `None` when unlimited or unreadable) and its `cpu.shares` — the ground truth of every
     /// actuation.
@@ -317,6 +331,8 @@ pub struct Sampler {
     ns: String,
     /// Per pod UID: its app, and its cgroup counters at the last sample.
     last: BTreeMap<String, (String, Instant, CpuStat)>,
+    /// Per pod UID: its PSI `some` total (µs) at the last sample.
+    last_pressure: BTreeMap<String, u64>,
     /// Per pod UID: CPU already used before the first sample (pods that ran before it).
     baseline: BTreeMap<String, u64>,
     samples: u64,
@@ -328,6 +344,7 @@ impl Sampler {
             client,
             ns: ns.to_string(),
             last: BTreeMap::new(),
+            last_pressure: BTreeMap::new(),
             baseline: BTreeMap::new(),
             samples: 0,
         }
@@ -399,6 +416,13 @@ impl Sampler {
             let limits = pod_cgroup(&uid)
                 .zip(container)
                 .and_then(|(pc, id)| pc.child(&id).limits().ok());
+            let mut pressure_ms = None;
+            if let Some(total) = pod_cgroup(&uid).and_then(|c| c.pressure_some_us()) {
+                if let Some(prev) = self.last_pressure.get(&uid) {
+                    pressure_ms = Some(total.saturating_sub(*prev) as f64 / 1000.0);
+                }
+                self.last_pressure.insert(uid.clone(), total);
+            }
             if let Some(stat) = pod_cgroup(&uid).and_then(|c| c.stat().ok()) {
                 if let Some((_, then, prev)) = self.last.get(&uid) {
                     let secs = now.duration_since(*then).as_secs_f64();
@@ -421,6 +445,7 @@ impl Sampler {
                 phase,
                 cgroup_m,
                 throttled_ms,
+                pressure_ms,
                 limit_m: limits.and_then(|l| l.0),
                 shares: limits.map(|l| l.1),
             });

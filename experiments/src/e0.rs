@@ -247,12 +247,11 @@ pub async fn run(
     let _ = writeln!(md, "## E0 — the compile under the stock HPA\n");
     let _ = writeln!(
         md,
-        "Deployment `compile` (zstd `{}`, requests/limits {}/{} as in the HPA walkthrough) with an autoscaling/v1 HPA \
+        "Deployment `compile` (zstd `{}`, requests/limits {} as in the HPA walkthrough) with an autoscaling/v1 HPA \
          (50 % CPU, 1–10 replicas), sampled every {:?} until the first replica's build finished (bound {:?}). Every replica \
          compiles the whole project again: replicas do not share a build. Builds finished by other replicas in that time: {}.\n",
         opts.profile.make_command(opts.jobs),
-        WALKTHROUGH.request,
-        WALKTHROUGH.limit,
+        WALKTHROUGH.show(),
         opts.window,
         opts.bound,
         builds.len().saturating_sub(usize::from(first.is_some())),

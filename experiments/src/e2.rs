@@ -1,6 +1,13 @@
 //! E2 — co-location. The web service (hostNetwork, 127.0.0.1, SO_REUSEPORT) under open-loop
-//! load with a spike; the compile starts mid-run. Arms: the floors (service alone, compile
-//! alone), no autoscaler, the stock HPA, and — clearly marked below — burst-scaler.
+//! load with a spike, next to the compile. Arms: the floors (service alone, compile alone), no
+//! autoscaler, the stock HPA, and burst-scaler. Two scenarios ([`Scenario`]):
+//! - **E2, starvation by shares** (the headline): the service has a small request (100m) and
+//!   a limit well above its need (2 cores); the compile a larger request (1 core) and no limit,
+//!   started 5 s before the spike so that it runs through it. What hurts the service is the
+//!   compile's CPU shares.
+//! - **E2b, limit-bound**: the HPA walkthrough's 200m/500m service and a 200m/2 compile that
+//!   ends before the spike. What hurts the service is its own limit; the cost side (replicas,
+//!   reserved cores) tells the arms apart.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -18,12 +25,54 @@ use crate::plot::{Chart, Series, line_chart};
 use crate::report::{Progress, RunDir, opt};
 use crate::workload::{BuildDone, Profile, parse_build_done};
 
-/// The compile pod: a batch pod that may use the whole node (its limit = the node), so that a
-/// batch throttler has a limit to lower.
-const COMPILE: Resources = Resources {
-    request: "200m",
-    limit: "2",
-};
+/// What the scenario is about (see the module documentation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    Starvation,
+    LimitBound,
+}
+
+impl Scenario {
+    /// The prefix of its files, namespaces and README block.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Scenario::Starvation => "e2",
+            Scenario::LimitBound => "e2b",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Scenario::Starvation => "E2 — co-location: starvation by CPU shares",
+            Scenario::LimitBound => "E2b — co-location: the service bound by its own limit",
+        }
+    }
+
+    fn web(self) -> Resources {
+        match self {
+            Scenario::Starvation => Resources {
+                request: "100m",
+                limit: Some("2"),
+            },
+            Scenario::LimitBound => WALKTHROUGH,
+        }
+    }
+
+    /// The compile pod: a batch pod that may use the whole node — unlimited under starvation
+    /// (the node agent imposes a quota when it must), a 2-core limit in E2b.
+    fn compile(self) -> Resources {
+        match self {
+            Scenario::Starvation => Resources {
+                request: "1",
+                limit: None,
+            },
+            Scenario::LimitBound => Resources {
+                request: "200m",
+                limit: Some("2"),
+            },
+        }
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Arm {
@@ -64,6 +113,7 @@ impl Arm {
 
 #[derive(Clone, Debug)]
 pub struct Options {
+    pub scenario: Scenario,
     pub profile: Profile,
     pub addr: SocketAddr,
     pub duration: Duration,
@@ -81,17 +131,39 @@ pub struct Options {
 }
 
 impl Options {
-    pub fn new(quick: bool, profile: Option<Profile>, slo_p99_ms: f64, jobs: u32) -> Options {
+    pub fn new(
+        scenario: Scenario,
+        quick: bool,
+        profile: Option<Profile>,
+        slo_p99_ms: f64,
+        jobs: u32,
+    ) -> Options {
         let s = Duration::from_secs;
+        let spike_from = if quick { s(12) } else { s(60) };
         Options {
-            profile: profile.unwrap_or(if quick { Profile::Small } else { Profile::Cli }),
+            scenario,
+            // Starvation: the whole build (≈ 40–80 s alone, depending on the day), so that it
+            // runs through the spike even when the machine is fast; E2b: the command-line tool
+            // (≈ 13–30 s), which ends before the spike.
+            profile: profile.unwrap_or(match (scenario, quick) {
+                (_, true) => Profile::Small,
+                (Scenario::Starvation, false) => Profile::Full,
+                (Scenario::LimitBound, false) => Profile::Cli,
+            }),
             addr: SocketAddr::from(([127, 0, 0, 1], 18080)),
             duration: if quick { s(30) } else { s(150) },
             base_rate: 100.0,
             spike_rate: 300.0,
-            spike_from: if quick { s(12) } else { s(60) },
+            spike_from,
             spike_len: if quick { s(6) } else { s(20) },
-            compile_at: if quick { s(6) } else { s(30) },
+            // Starvation: shortly before the spike, so that the build (longer
+            // next to the service) runs through it; E2b: well before, as the first run had it.
+            compile_at: match (scenario, quick) {
+                (Scenario::Starvation, true) => s(10),
+                (Scenario::Starvation, false) => spike_from - s(5),
+                (Scenario::LimitBound, true) => s(6),
+                (Scenario::LimitBound, false) => s(30),
+            },
             cost: Duration::from_millis(2),
             timeout: s(1),
             window: s(5),
@@ -140,6 +212,8 @@ pub struct WindowRow {
     pub web_metrics_m: f64,
     pub web_cgroup_m: f64,
     pub web_throttled_ms: f64,
+    /// Time some web task waited for a CPU (PSI `some`, summed over replicas), ms.
+    pub web_pressure_ms: f64,
     pub compile_metrics_m: f64,
     pub compile_cgroup_m: f64,
     /// What the cgroups enforce at the window's end (summed over web replicas): CPU limits
@@ -203,6 +277,20 @@ impl ArmResult {
             .unwrap_or(0)
     }
 
+    /// (windows of the spike in which the compile used ≥ 100m, windows of the spike).
+    fn compile_in_spike(&self, opts: &Options) -> (usize, usize) {
+        let from = opts.spike_from.as_secs_f64();
+        let to = (opts.spike_from + opts.spike_len).as_secs_f64();
+        let ws = opts.window.as_secs_f64();
+        let spike: Vec<&WindowRow> = self
+            .windows
+            .iter()
+            .filter(|w| w.t < to && w.t + ws > from)
+            .collect();
+        let ran = spike.iter().filter(|w| w.compile_cgroup_m >= 100.0).count();
+        (ran, spike.len())
+    }
+
     fn cpu_seconds(&self, app: &str) -> f64 {
         self.cpu_s.get(app).copied().unwrap_or(0.0)
     }
@@ -216,28 +304,29 @@ pub async fn run(
     progress: &Progress,
 ) -> anyhow::Result<(String, String)> {
     let iters = crate::serve::calibrate(opts.cost);
+    let slug = opts.scenario.slug();
     progress.say(format!(
-        "e2: {} iterations ≈ {:?} of work per request on this machine (idle)",
+        "{slug}: {} iterations ≈ {:?} of work per request on this machine (idle)",
         iters, opts.cost
     ));
     let mut results = Vec::new();
     for arm in Arm::ALL {
-        progress.say(format!("e2: arm {}", arm.slug()));
+        progress.say(format!("{slug}: arm {}", arm.slug()));
         let r = run_arm(client, arm, opts, images, iters, progress).await;
         if arm == Arm::BurstScaler {
-            let ns = format!("{}e2-{}", cluster::NS_PREFIX, arm.slug());
+            let ns = format!("{}{slug}-{}", cluster::NS_PREFIX, arm.slug());
             if let Err(e) = uninstall_burst_scaler(client, &ns, progress).await {
-                progress.say(format!("e2: uninstalling burst-scaler: {e}"));
+                progress.say(format!("{slug}: uninstalling burst-scaler: {e}"));
             }
         }
         cluster::delete_experiment_namespaces(client, false).await?;
         wait_port_free(opts.addr).await?;
         let r = r?;
         if let Some(why) = &r.skipped {
-            progress.say(format!("e2: arm {} skipped: {why}", arm.slug()));
+            progress.say(format!("{slug}: arm {} skipped: {why}", arm.slug()));
         } else {
             progress.say(format!(
-                "e2: arm {}: p99 {} ms, errors {}/{}, {} s over SLO, compile {} s",
+                "{slug}: arm {}: p99 {} ms, errors {}/{}, {} s over SLO, compile {} s",
                 arm.slug(),
                 opt(r.total_p[2], 1),
                 r.errors,
@@ -295,7 +384,7 @@ async fn run_helm(args: Vec<String>) -> anyhow::Result<()> {
 
 /// Builds (cached) and imports the controller/agent image, installs the chart into `ns`
 /// governing only `ns`, and creates the two BurstScalers.
-async fn install_burst_scaler(client: &Client, ns: &str) -> anyhow::Result<()> {
+async fn install_burst_scaler(client: &Client, ns: &str, scenario: Scenario) -> anyhow::Result<()> {
     install_chart(client, ns, RELEASE).await?;
     create_scalers(
         client,
@@ -304,12 +393,12 @@ async fn install_burst_scaler(client: &Client, ns: &str) -> anyhow::Result<()> {
             (
                 "web",
                 serde_json::json!({"selector": {"matchLabels": {"app": "web"}}, "role": "LatencySensitive",
-                    "cpu": {"min": WALKTHROUGH.request, "max": "2"}, "mode": "Auto"}),
+                    "cpu": {"min": scenario.web().request, "max": "2"}, "mode": "Auto"}),
             ),
             (
                 "compile",
                 serde_json::json!({"selector": {"matchLabels": {"app": "compile"}}, "role": "Batch",
-                    "cpu": {"min": "100m", "max": COMPILE.limit}, "batch": {"floor": "500m"}, "mode": "Auto"}),
+                    "cpu": {"min": "100m", "max": "2"}, "batch": {"floor": "500m"}, "mode": "Auto"}),
             ),
         ],
     )
@@ -551,10 +640,13 @@ async fn run_arm(
             opts.addr
         );
     }
-    let ns = cluster::namespace(client, &format!("e2-{}", arm.slug())).await?;
+    let slug = opts.scenario.slug();
+    let ns = cluster::namespace(client, &format!("{slug}-{}", arm.slug())).await?;
     if arm == Arm::BurstScaler {
-        progress.say("e2: burst-scaler: installing the chart (controller + node agent)");
-        install_burst_scaler(client, &ns).await?;
+        progress.say(format!(
+            "{slug}: burst-scaler: installing the chart (controller + node agent)"
+        ));
+        install_burst_scaler(client, &ns, opts.scenario).await?;
     }
     if arm.has_web() {
         let cmd = vec![
@@ -567,7 +659,16 @@ async fn run_arm(
             "--workers".into(),
             "4".into(),
         ];
-        cluster::create_deployment(client, &ns, "web", web_image, cmd, WALKTHROUGH, true).await?;
+        cluster::create_deployment(
+            client,
+            &ns,
+            "web",
+            web_image,
+            cmd,
+            opts.scenario.web(),
+            true,
+        )
+        .await?;
         if arm == Arm::Hpa {
             cluster::create_hpa(client, &ns, "web", 50, 1, 10).await?;
         }
@@ -597,11 +698,14 @@ async fn run_arm(
         };
         let script = opts.profile.pod_script(opts.jobs);
         let bound = opts.compile_bound;
-        tokio::spawn(async move { compile_task(client, ns, image, script, t0 + at, bound).await })
+        let res = opts.scenario.compile();
+        tokio::spawn(
+            async move { compile_task(client, ns, image, script, res, t0 + at, bound).await },
+        )
     });
     let report = if arm.has_web() {
         progress.say(format!(
-            "e2: {}: load {:?} at {}/s, spike {}/s from {:?} for {:?}",
+            "{slug}: {}: load {:?} at {}/s, spike {}/s from {:?} for {:?}",
             arm.slug(),
             opts.duration,
             opts.base_rate,
@@ -615,7 +719,7 @@ async fn run_arm(
     };
     let (build, build_wall_s) = match compile {
         Some(task) => {
-            progress.say(format!("e2: {}: waiting for the compile", arm.slug()));
+            progress.say(format!("{slug}: {}: waiting for the compile", arm.slug()));
             let (b, wall) = task.await??;
             (Some(b), Some(wall))
         }
@@ -659,6 +763,7 @@ async fn run_arm(
                 w.web_metrics_m += p.metrics_m.unwrap_or(0.0);
                 w.web_cgroup_m += p.cgroup_m.unwrap_or(0.0);
                 w.web_throttled_ms += p.throttled_ms.unwrap_or(0.0);
+                w.web_pressure_ms += p.pressure_ms.unwrap_or(0.0);
                 if p.phase == "Running" {
                     if let Some(l) = p.limit_m {
                         *w.web_limit_m.get_or_insert(0.0) += l;
@@ -667,7 +772,8 @@ async fn run_arm(
                         *w.web_shares.get_or_insert(0) += sh;
                     }
                 }
-            } else {
+            } else if p.app == "compile" {
+                // (Not the burst-scaler arm's own controller and agent pods.)
                 w.compile_metrics_m += p.metrics_m.unwrap_or(0.0);
                 w.compile_cgroup_m += p.cgroup_m.unwrap_or(0.0);
                 if p.phase == "Running" {
@@ -751,6 +857,7 @@ async fn compile_task(
     ns: String,
     image: String,
     script: String,
+    res: Resources,
     at: Instant,
     bound: Duration,
 ) -> anyhow::Result<(BuildDone, f64)> {
@@ -762,7 +869,7 @@ async fn compile_task(
         "compile",
         &image,
         vec!["/bin/sh".into(), "-c".into(), script],
-        COMPILE,
+        res,
     )
     .await?;
     loop {
@@ -793,6 +900,7 @@ fn report(
     results: &[ArmResult],
 ) -> anyhow::Result<(String, String)> {
     let ws = opts.window.as_secs_f64();
+    let slug = opts.scenario.slug();
     let f = |v: Option<f64>| opt(v, 2);
     let mut rows = Vec::new();
     for r in results {
@@ -811,6 +919,7 @@ fn report(
                 format!("{:.0}", w.web_metrics_m),
                 format!("{:.0}", w.web_cgroup_m),
                 format!("{:.1}", w.web_throttled_ms),
+                format!("{:.1}", w.web_pressure_ms),
                 format!("{:.0}", w.compile_metrics_m),
                 format!("{:.0}", w.compile_cgroup_m),
                 w.web_limit_m.map(|v| format!("{v:.0}")).unwrap_or_default(),
@@ -824,7 +933,7 @@ fn report(
         }
     }
     dir.csv(
-        "e2-windows.csv",
+        &format!("{slug}-windows.csv"),
         &[
             "arm",
             "t_s",
@@ -839,6 +948,7 @@ fn report(
             "web_metrics_m",
             "web_cgroup_m",
             "web_throttled_ms",
+            "web_cpu_wait_ms",
             "compile_metrics_m",
             "compile_cgroup_m",
             "web_limit_m",
@@ -864,7 +974,7 @@ fn report(
         })
         .collect();
     dir.csv(
-        "e2-actuations.csv",
+        &format!("{slug}-actuations.csv"),
         &["arm", "t_s", "pod", "action", "reason"],
         &act_rows,
     )?;
@@ -886,7 +996,7 @@ fn report(
         })
         .collect();
     dir.csv(
-        "e2-pods.csv",
+        &format!("{slug}-pods.csv"),
         &[
             "arm",
             "t_s",
@@ -903,12 +1013,15 @@ fn report(
     let mut table = String::new();
     let _ = writeln!(
         table,
-        "| arm | p50 ms | p95 ms | p99 ms | worst 5-s p99 ms | errors | s over SLO | max web replicas | compile makespan s (pod created → done) | web CPU-s | compile CPU-s |"
+        "| arm | p50 ms | p95 ms | p99 ms | worst 5-s p99 ms | errors | s over SLO | web waited for CPU s (throttled s) | max web replicas | web requested core-s | compile makespan s (pod created → done) | compile ran in spike windows | web CPU-s | compile CPU-s |"
     );
-    let _ = writeln!(table, "|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(
+        table,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
     for r in results {
         if let Some(why) = &r.skipped {
-            let _ = writeln!(table, "| {} | skipped: {why} |||||||||| ", r.arm.slug());
+            let _ = writeln!(table, "| {} | skipped: {why} ||||||||||||| ", r.arm.slug());
             continue;
         }
         let worst = r
@@ -917,9 +1030,18 @@ fn report(
             .filter_map(|w| w.p99)
             .fold(None, |a: Option<f64>, p| Some(a.map_or(p, |a| a.max(p))));
         let web = r.arm.has_web();
+        let waited: f64 = r.windows.iter().map(|w| w.web_pressure_ms).sum::<f64>() / 1000.0;
+        let throttled: f64 = r.windows.iter().map(|w| w.web_throttled_ms).sum::<f64>() / 1000.0;
+        let request = crate::cgroup::millicores(opts.scenario.web().request).unwrap_or(0.0);
+        let reserved: f64 = r
+            .windows
+            .iter()
+            .map(|w| w.web_running as f64 * request / 1000.0 * ws)
+            .sum();
+        let (ran, spike) = r.compile_in_spike(opts);
         let _ = writeln!(
             table,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.arm.slug(),
             opt(r.total_p[0], 1),
             opt(r.total_p[1], 1),
@@ -936,13 +1058,28 @@ fn report(
                 "–".into()
             },
             if web {
+                format!("{waited:.1} ({throttled:.1})")
+            } else {
+                "–".into()
+            },
+            if web {
                 r.max_replicas().to_string()
+            } else {
+                "–".into()
+            },
+            if web {
+                format!("{reserved:.0}")
             } else {
                 "–".into()
             },
             match (r.build, r.build_wall_s) {
                 (Some(b), Some(w)) => format!("{:.1} ({w:.1})", b.ms as f64 / 1000.0),
                 _ => "–".into(),
+            },
+            if r.arm.has_compile() && web {
+                format!("{ran} of {spike}")
+            } else {
+                "–".into()
             },
             if web {
                 format!("{:.1}", r.cpu_seconds("web"))
@@ -957,18 +1094,19 @@ fn report(
         );
     }
     let mut md = String::new();
-    let _ = writeln!(md, "## E2 — co-location baseline\n");
+    let _ = writeln!(md, "## {}\n", opts.scenario.title());
     let _ = writeln!(
         md,
         "Web service: `experiments serve` on 127.0.0.1:{} (hostNetwork, SO_REUSEPORT, 4 threads), {iters} iterations ≈ {:?} of CPU \
-         per request, requests/limits {}/{} (the HPA walkthrough's). Open-loop load from the host: {}/s for {:?}, {}/s from {:?} for \
-         {:?}; latency from the intended send time, timeout {:?}. Compile: zstd `{}` in a pod (requests/limits {}/{}) started at {:?} \
-         (at 0 s for the compile floor). HPA: autoscaling/v1, 50 % CPU, 1–10 replicas. SLO: p99 ≤ {} ms and ≤ 1 % errors in every {:?} \
-         window.\n",
+         per request, requests/limits {}. Open-loop load from the host: {}/s for {:?}, {}/s from {:?} for \
+         {:?}; latency from the intended send time, timeout {:?}. Compile: zstd `{}` in a pod (requests/limits {}) started at {:?} \
+         (at 0 s for the compile floor). HPA: autoscaling/v1, 50 % CPU, 1–10 replicas. burst-scaler: the chart (controller + node \
+         agent), web `LatencySensitive` (cpu {}–2), compile `Batch` (floor 500m), both `Auto`. SLO: p99 ≤ {} ms and ≤ 1 % errors in every {:?} \
+         window. \"Web waited for CPU\" is PSI `some` of the web pods' cgroups (time some web task was runnable but not running; \
+         it includes time throttled, shown apart); \"requested core-s\" sums the running web pods' CPU requests over the run.\n",
         opts.addr.port(),
         opts.cost,
-        WALKTHROUGH.request,
-        WALKTHROUGH.limit,
+        opts.scenario.web().show(),
         opts.base_rate,
         opts.duration,
         opts.spike_rate,
@@ -976,16 +1114,16 @@ fn report(
         opts.spike_len,
         opts.timeout,
         opts.profile.make_command(opts.jobs),
-        COMPILE.request,
-        COMPILE.limit,
+        opts.scenario.compile().show(),
         opts.compile_at,
+        opts.scenario.web().request,
         opts.slo_p99_ms,
         opts.window
     );
     md.push_str(&table);
     let _ = writeln!(
         md,
-        "\n![p99 per window](e2-p99.png)\n\n![web replicas](e2-replicas.png)\n"
+        "\n![p99 per window]({slug}-p99.png)\n\n![web replicas]({slug}-replicas.png)\n"
     );
     let active: Vec<&ArmResult> = results.iter().filter(|r| r.skipped.is_none()).collect();
     let web_arms: Vec<&&ArmResult> = active.iter().filter(|r| r.arm.has_web()).collect();
@@ -999,9 +1137,9 @@ fn report(
         )
     };
     line_chart(
-        &dir.file("e2-p99.png"),
+        &dir.file(&format!("{slug}-p99.png")),
         &Chart {
-            title: "E2: web p99 latency per 5-s window",
+            title: &format!("{}: web p99 latency per 5-s window", slug.to_uppercase()),
             x_label: "time, s",
             y_label: "p99, ms (log)",
             log_y: true,
@@ -1013,9 +1151,9 @@ fn report(
             .collect::<Vec<_>>(),
     )?;
     line_chart(
-        &dir.file("e2-replicas.png"),
+        &dir.file(&format!("{slug}-replicas.png")),
         &Chart {
-            title: "E2: running web replicas",
+            title: &format!("{}: running web replicas", slug.to_uppercase()),
             x_label: "time, s",
             y_label: "replicas",
             log_y: false,
@@ -1027,8 +1165,12 @@ fn report(
             .collect::<Vec<_>>(),
     )?;
     for r in &web_arms {
-        let name = format!("e2-latency-{}.png", r.arm.slug());
-        let title = format!("E2 {}: latency percentiles per 5-s window", r.arm.slug());
+        let name = format!("{slug}-latency-{}.png", r.arm.slug());
+        let title = format!(
+            "{} {}: latency percentiles per 5-s window",
+            slug.to_uppercase(),
+            r.arm.slug()
+        );
         line_chart(
             &dir.file(&name),
             &Chart {
@@ -1097,7 +1239,7 @@ mod tests {
 
     #[test]
     fn the_plan_has_a_spike() {
-        let o = Options::new(true, None, 50.0, 2);
+        let o = Options::new(Scenario::Starvation, true, None, 50.0, 2);
         let s = o.plan().schedule();
         let per_s = |a: u64, b: u64| {
             s.iter()

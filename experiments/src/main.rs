@@ -62,12 +62,16 @@ enum Suite {
     /// Throttling efficiency (Q2): unlimited baseline, quotas 100/75/50/25 % ± cfs_burst,
     /// one core by cpuset, make -j1; rounds in random order.
     E1,
-    /// Co-location: the web service under load with a spike, the compile mid-run; per arm.
+    /// Co-location, starvation by CPU shares: the web service (small request, high limit)
+    /// under load with a spike, an unlimited compile with a larger request running through it.
     E2,
+    /// Co-location, limit-bound: the walkthrough's 200m/500m service and a compile that ends
+    /// before the spike; the cost side (replicas, reserved cores) tells the arms apart.
+    E2b,
     /// The node agent's own CPU and RSS with 100 governed pods, and its reaction time from
     /// starvation onset to the weight and the batch quota written.
     Agent,
-    /// E1, then E0, E2 and the agent's.
+    /// E1, then E0, E2, E2b and the agent's.
     All,
 }
 
@@ -347,7 +351,7 @@ async fn run(mut suites: Vec<Suite>, o: RunOptions) -> anyhow::Result<()> {
         slo_ms,
     } = o;
     if suites.contains(&Suite::All) {
-        suites = vec![Suite::E0, Suite::E1, Suite::E2, Suite::Agent];
+        suites = vec![Suite::E0, Suite::E1, Suite::E2, Suite::E2b, Suite::Agent];
     }
     suites.sort();
     suites.dedup();
@@ -431,7 +435,9 @@ async fn run(mut suites: Vec<Suite>, o: RunOptions) -> anyhow::Result<()> {
         }
     }
     dir.write("summary.md", &summary)?;
-    if suites.contains(&Suite::E0) || suites.contains(&Suite::E2) || suites.contains(&Suite::Agent)
+    if suites
+        .iter()
+        .any(|s| matches!(s, Suite::E0 | Suite::E2 | Suite::E2b | Suite::Agent))
     {
         let cluster = cluster::Cluster::connect(&repo, start_cluster).await?;
         let version = cluster.server_version().await;
@@ -499,17 +505,22 @@ async fn cluster_suites(
         md.push_str(&m);
         tables.push(("e0", t));
     }
-    if suites.contains(&Suite::E2) {
-        let (m, t) = e2::run(
-            client,
-            dir,
-            &e2::Options::new(quick, profile, slo_ms, cores()),
-            &images,
-            progress,
-        )
-        .await?;
-        md.push_str(&m);
-        tables.push(("e2", t));
+    for (suite, scenario) in [
+        (Suite::E2, e2::Scenario::Starvation),
+        (Suite::E2b, e2::Scenario::LimitBound),
+    ] {
+        if suites.contains(&suite) {
+            let (m, t) = e2::run(
+                client,
+                dir,
+                &e2::Options::new(scenario, quick, profile, slo_ms, cores()),
+                &images,
+                progress,
+            )
+            .await?;
+            md.push_str(&m);
+            tables.push((scenario.slug(), t));
+        }
     }
     if suites.contains(&Suite::Agent) {
         let (m, t) = agent::run(client, dir, &agent::Options::new(quick), progress).await?;

@@ -32,7 +32,8 @@ pub enum Keep {
 
 /// A [`Sample`] as the book stores it: 24 bytes instead of 56 (100 containers × 3600 one-second
 /// samples, the longest window a policy can ask for, are ≈ 8.6 MB instead of 20 MB).
-/// Timestamps are exact; usage saturates at u32::MAX millicores and the interval at ≈ 71 min.
+/// Timestamps are exact; the interval is kept in whole µs and saturates at ≈ 71 min, usage at
+/// u32::MAX millicores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stored {
     secs: i64,
@@ -55,7 +56,9 @@ impl Stored {
             nanos: s.time.subsec_nanosecond(),
             usage: u32::try_from(s.usage.0).unwrap_or(u32::MAX),
             interval_us: sig.map_or(u32::MAX, |g| {
-                u32::try_from(g.interval.as_micros()).unwrap_or(u32::MAX - 1)
+                u32::try_from(g.interval.as_micros())
+                    .unwrap_or(u32::MAX)
+                    .min(u32::MAX - 1)
             }),
             throttled: permille(sig.and_then(|g| g.throttled)),
             pressure: permille(sig.and_then(|g| g.pressure)),

@@ -152,7 +152,10 @@ pub fn decide(node: &NodeInput, config: &EngineConfig, now: Timestamp) -> NodeDe
             let settle = config.sample_interval.max(Duration::from_secs(u64::from(
                 a.pod.policy.latency.signals.for_seconds,
             )));
+            // Only pods whose decisions are put in force (a Recommend-mode pod proposes a
+            // raise every pass, which is never written: it takes no room).
             a.pod.role() != Role::LatencySensitive
+                || a.pod.policy.mode != Mode::Auto
                 || (a.pod.last_change.is_none_or(|t| dur(now, t) >= settle)
                     && a.containers.iter().enumerate().all(|(i, c)| {
                         let orig = c.input.original();
@@ -467,9 +470,15 @@ fn propose_latency(a: &Assessed<'_>, config: &EngineConfig, now: Timestamp) -> L
         let limit = c.limit;
         let step_cap = MilliCpu(limit.0 + limit.0 * u64::from(up.max_step_percent) / 100);
         // Only samples taken after the last change count: earlier ones saw the old CPU.
+        // The newest is fresh (a blind container returned above); runs reach back as far as
+        // the samples do, without a gap longer than the staleness bound. (Reading only the
+        // fresh samples — two sampling intervals — made `forSeconds` of 3 s on 1-s samples
+        // depend on tick jitter, and longer windows unreachable: found by
+        // `experiments run agent`.)
+        let all = &c.input.samples[..];
         let since_change = match a.pod.last_change {
-            Some(t) => &c.fresh[c.fresh.partition_point(|s| s.time <= t)..],
-            None => c.fresh,
+            Some(t) => &all[all.partition_point(|s| s.time <= t)..],
+            None => all,
         };
         let grow = |peak: MilliCpu| -> (MilliCpu, &'static str) {
             let ideal = MilliCpu(ceil_div(peak.0 * 100, target));
@@ -486,11 +495,20 @@ fn propose_latency(a: &Assessed<'_>, config: &EngineConfig, now: Timestamp) -> L
 
         // a. Usage burst: the newest samples at or above the threshold, enough of them, for
         //    long enough.
-        let run_len = since_change
-            .iter()
-            .rev()
-            .take_while(|s| s.usage.0 * 100 >= limit.0 * threshold_pct)
-            .count();
+        let run_len = {
+            let mut n = 0;
+            let mut newer: Option<Timestamp> = None;
+            for s in since_change.iter().rev() {
+                if s.usage.0 * 100 < limit.0 * threshold_pct
+                    || newer.is_some_and(|t| dur(t, s.time) > config.staleness())
+                {
+                    break;
+                }
+                newer = Some(s.time);
+                n += 1;
+            }
+            n
+        };
         let run = &since_change[since_change.len() - run_len..];
         let long_enough = up.stabilization_seconds == 0
             || run.first().is_some_and(|s| {

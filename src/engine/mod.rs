@@ -60,10 +60,13 @@
 //!      then name; within a pod, the busiest container first. Throttling is immediate
 //!      (latency-sensitive pods are suffering now). A blind batch pod is never tightened; the
 //!      others still are.
-//!    - No pressure: throttled limits are raised toward the original, by `release_step_percent`
-//!      of the original per step and at most one step per sampling interval per pod.
-//!    - Pressure without contention: the same release, but only within the allowance (so a
-//!      release never re-creates the contention that caused the throttle: no flapping).
+//!    - No pressure and calm (see borrowing): throttled limits are raised toward the original,
+//!      by `release_step_percent` of the original per step and at most one step per sampling
+//!      interval per pod.
+//!    - Pressure without contention, or no pressure while a latency-sensitive pod still has a
+//!      raised weight or grows: the same release, but only within the allowance (so a release
+//!      never re-creates the contention that caused the throttle: no flapping — the pressure a
+//!      throttle relieved is gone because of the throttle).
 //!    - Borrowing (`batch.borrow.enabled`): under pressure, every borrowed limit (above the
 //!      original) goes back to the original at once, before the throttle above runs. Without
 //!      pressure, after the release, a batch pod held by its limit (using ≥ 90 % of it) grows

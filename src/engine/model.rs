@@ -42,8 +42,8 @@ impl EngineConfig {
     /// its windows (`behavior.scaleDown`/`scaleUp.stabilizationSeconds`,
     /// `latencySensitive.signals.forSeconds`, `burstSamples` samples), plus one sample before
     /// the window's start (a window counts as covered only when a sample reaches back to it)
-    /// and the staleness bound. A source may drop samples older than this (the node agent
-    /// does): decisions do not change (`tests/engine_props.rs`).
+    /// and the staleness bound. A source may drop samples older than this, keeping at least
+    /// the newest (the node agent does): decisions do not change (`tests/engine_props.rs`).
     pub fn history_for(&self, policy: &crate::api::ValidatedSpec) -> Duration {
         let secs = |s: u32| Duration::from_secs(u64::from(s));
         let b = &policy.behavior;
