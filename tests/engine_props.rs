@@ -124,6 +124,29 @@ fn build(specs: &[PodSpec], allocatable: u64, samples: usize, agent: bool) -> No
     n
 }
 
+/// One 15-s sample per pod (pod `p<i>` uses `demand(i)`), carrying the pod's node signals if
+/// its spec has them; `window` samples are kept.
+fn observe_with_signals(
+    n: &mut NodeInput,
+    specs: &[PodSpec],
+    t: jiff::Timestamp,
+    window: usize,
+    demand: impl Fn(usize) -> u64,
+) {
+    observe(n, t, window, |pod, _| {
+        demand(pod.trim_start_matches('p').parse().unwrap_or(0))
+    });
+    for (p, spec) in n.pods.iter_mut().zip(specs) {
+        if let (Some((th, pr)), Some(last)) = (spec.signals, p.containers[0].samples.last_mut()) {
+            last.signals = Some(NodeSignals {
+                interval: std::time::Duration::from_secs(15),
+                throttled: Some(Permille(th)),
+                pressure: Some(Permille(pr)),
+            });
+        }
+    }
+}
+
 fn check_invariants(n: &NodeInput, d: &NodeDecision) -> Result<(), TestCaseError> {
     let capacity = n.allocatable.saturating_sub(n.reserve);
     let mut grew = false;
@@ -249,19 +272,7 @@ proptest! {
         let mut last_change = 0;
         for pass in 0..passes {
             let t = at(pass * 15);
-            observe(&mut n, t, 60, |pod, _| {
-                let i: usize = pod.trim_start_matches('p').parse().unwrap_or(0);
-                demand[i]
-            });
-            for (p, spec) in n.pods.iter_mut().zip(&specs) {
-                if let (Some((th, pr)), Some(last)) = (spec.signals, p.containers[0].samples.last_mut()) {
-                    last.signals = Some(NodeSignals {
-                        interval: std::time::Duration::from_secs(15),
-                        throttled: Some(Permille(th)),
-                        pressure: Some(Permille(pr)),
-                    });
-                }
-            }
+            observe_with_signals(&mut n, &specs, t, 60, |i| demand[i]);
             let d = decide(&n, &config(), t);
             check_invariants(&n, &d)?;
             for (i, p) in d.pods.iter().enumerate() {
@@ -313,19 +324,7 @@ proptest! {
             let t = at(pass as i64 * 15);
             let phase = &phases[(pass as usize / 40) % phases.len()];
             for n in [&mut full, &mut trimmed] {
-                observe(n, t, usize::MAX, |pod, _| {
-                    let i: usize = pod.trim_start_matches('p').parse().unwrap_or(0);
-                    phase[i % phase.len()]
-                });
-                for (p, spec) in n.pods.iter_mut().zip(&specs) {
-                    if let (Some((th, pr)), Some(last)) = (spec.signals, p.containers[0].samples.last_mut()) {
-                        last.signals = Some(NodeSignals {
-                            interval: std::time::Duration::from_secs(15),
-                            throttled: Some(Permille(th)),
-                            pressure: Some(Permille(pr)),
-                        });
-                    }
-                }
+                observe_with_signals(n, &specs, t, usize::MAX, |i| phase[i % phase.len()]);
             }
             for p in &mut trimmed.pods {
                 let keep = cfg.history_for(&p.policy);
