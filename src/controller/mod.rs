@@ -277,6 +277,9 @@ struct LoopState {
     deferred_since: BTreeMap<Key, Instant>,
     /// Pods whose resize was refused as Infeasible, already reported.
     infeasible: std::collections::BTreeSet<Key>,
+    /// The recommendation half-life of each governed pod, from the last pass's plan (the
+    /// usage poll runs before this pass's plan is built).
+    half_lives: BTreeMap<Key, u32>,
 }
 
 fn watched(ctx: &Context, ns: &str) -> bool {
@@ -289,7 +292,11 @@ async fn pass(ctx: &Context, state: &mut LoopState) {
     let now = Timestamp::now();
     if state.poll_due {
         state.poll_due = false;
-        poll_usage(ctx, &mut state.usage).await;
+        if let Some(list) = poll_usage(ctx).await {
+            record_usage(&mut state.usage, &list, |pod| {
+                state.half_lives.get(pod).copied()
+            });
+        }
     }
     let scalers: Vec<Arc<BurstScaler>> = ctx
         .scalers
@@ -301,6 +308,7 @@ async fn pass(ctx: &Context, state: &mut LoopState) {
     let nodes = ctx.nodes.state();
     let hpas = hpa_targets(ctx).await;
     let plan = build::build(&scalers, &pods, &nodes, &hpas, &state.usage, ctx.reserve);
+    state.half_lives = half_lives(&plan);
     state
         .usage
         .retain_pods(|p| pods.iter().any(|x| key_of(x.as_ref()) == p));
@@ -531,24 +539,43 @@ async fn publish(
     }
 }
 
-/// Reads every pod's usage from metrics.k8s.io into the book.
-async fn poll_usage(ctx: &Context, book: &mut UsageBook) {
+/// Reads every pod's usage from metrics.k8s.io (`None` when it cannot be read).
+async fn poll_usage(ctx: &Context) -> Option<Vec<PodMetrics>> {
     let api: Api<PodMetrics> = Api::all(ctx.client.clone());
-    let list = match api.list(&ListParams::default()).await {
-        Ok(l) => l,
+    match api.list(&ListParams::default()).await {
+        Ok(l) => Some(l.items),
         Err(e) => {
             tracing::warn!(error = %e, "cannot read metrics.k8s.io pod metrics; decisions hold (blind is safe)");
-            return;
+            None
         }
-    };
-    for m in list.items {
-        let key = key_of(&m);
+    }
+}
+
+/// Each governed pod's `spec.recommendation.halfLifeSeconds` (from the policy in force).
+fn half_lives(plan: &Plan) -> BTreeMap<Key, u32> {
+    plan.nodes
+        .iter()
+        .flat_map(|n| &n.pods)
+        .map(|p| (p.name.clone(), p.policy.recommendation.half_life_seconds))
+        .collect()
+}
+
+/// Puts the usage read into the book, each pod's histogram decaying with `half_life(pod)`
+/// (`None`: not governed, see [`UsageBook::add`]).
+fn record_usage(
+    book: &mut UsageBook,
+    list: &[PodMetrics],
+    half_life: impl Fn(&str) -> Option<u32>,
+) {
+    for m in list {
+        let key = key_of(m);
         let Some(time) = m.timestamp.as_ref().map(|t| t.0) else {
             continue;
         };
+        let half_life = half_life(&key);
         for c in &m.containers {
             match c.cpu() {
-                Ok(Some(cpu)) => book.add(&key, &c.name, time, cpu, 3600),
+                Ok(Some(cpu)) => book.add(&key, &c.name, time, cpu, half_life),
                 Ok(None) => {}
                 Err(e) => {
                     tracing::warn!(pod = %key, container = %c.name, error = %e, "unreadable CPU usage")
@@ -859,4 +886,111 @@ async fn write_status(
     }
     ctx.metrics.throttled_pods.set(throttled);
     ctx.metrics.resized_pods.set(resized);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::fixtures::at;
+    use crate::usage::ContainerMetrics;
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+    use serde_json::json;
+
+    fn scaler(recommendation: serde_json::Value) -> Arc<BurstScaler> {
+        Arc::new(
+            serde_json::from_value(json!({
+                "apiVersion": "burstscaler.dev/v1alpha1", "kind": "BurstScaler",
+                "metadata": {"name": "web", "namespace": "default", "generation": 1},
+                "spec": {"selector": {"matchLabels": {"app": "web"}}, "role": "LatencySensitive",
+                         "cpu": {"min": "100m", "max": "2"}, "mode": "Recommend",
+                         "recommendation": recommendation}}))
+            .expect("scaler"),
+        )
+    }
+
+    fn pod(name: &str, app: &str) -> Arc<Pod> {
+        Arc::new(
+            serde_json::from_value(json!({
+                "metadata": {"name": name, "namespace": "default", "labels": {"app": app}},
+                "spec": {"nodeName": "node-1", "containers": [{"name": "main",
+                    "resources": {"requests": {"cpu": "500m"}, "limits": {"cpu": "2"}}}]},
+                "status": {"phase": "Running", "qosClass": "Burstable"}}))
+            .expect("pod"),
+        )
+    }
+
+    fn plan(scaler: &Arc<BurstScaler>, book: &UsageBook) -> Plan {
+        let node: Arc<Node> = Arc::new(
+            serde_json::from_value(
+                json!({"metadata": {"name": "node-1"}, "status": {"allocatable": {"cpu": "4"}}}),
+            )
+            .expect("node"),
+        );
+        let pods = [pod("web-1", "web"), pod("other", "other")];
+        build::build(
+            std::slice::from_ref(scaler),
+            &pods,
+            &[node],
+            &[],
+            book,
+            MilliCpu(100),
+        )
+    }
+
+    /// One metrics.k8s.io reading of both pods' `main` container.
+    fn reading(secs: i64, cpu: &str) -> Vec<PodMetrics> {
+        ["web-1", "other"]
+            .into_iter()
+            .map(|name| PodMetrics {
+                metadata: ObjectMeta {
+                    name: Some(name.into()),
+                    namespace: Some("default".into()),
+                    ..ObjectMeta::default()
+                },
+                timestamp: Some(Time(at(secs))),
+                window: None,
+                containers: vec![ContainerMetrics {
+                    name: "main".into(),
+                    usage: [("cpu".to_string(), Quantity(cpu.into()))].into(),
+                }],
+            })
+            .collect()
+    }
+
+    fn target(plan: &Plan, pod: &str) -> Option<MilliCpu> {
+        plan.nodes
+            .iter()
+            .flat_map(|n| &n.pods)
+            .find(|p| p.name == pod)
+            .and_then(|p| p.containers.first())
+            .and_then(|c| c.recommendation)
+            .map(|r| r.target)
+    }
+
+    #[test]
+    fn the_usage_histogram_decays_with_the_burstscalers_half_life() {
+        let mut book = UsageBook::default();
+        // Default half-life (1 h): 30 busy samples, then 29 quiet ones 15 s apart.
+        let s = scaler(json!({}));
+        let mut lives = half_lives(&plan(&s, &book));
+        assert_eq!(lives.get("default/web-1"), Some(&3600));
+        assert_eq!(lives.get("default/other"), None, "not governed");
+        for i in 0..59 {
+            let cpu = if i < 30 { "1" } else { "100m" };
+            record_usage(&mut book, &reading(i * 15, cpu), |p| lives.get(p).copied());
+        }
+        let busy = target(&plan(&s, &book), "default/web-1").expect("recommendation");
+        assert!(busy >= MilliCpu(1000), "{busy}");
+        // The spec now says 60 s: the next reading decays the old busy samples (≥ 7 min old)
+        // to almost nothing, as `replay` would with this spec.
+        let s = scaler(json!({"halfLifeSeconds": 60}));
+        lives = half_lives(&plan(&s, &book));
+        assert_eq!(lives.get("default/web-1"), Some(&60));
+        record_usage(&mut book, &reading(59 * 15, "100m"), |p| {
+            lives.get(p).copied()
+        });
+        let quiet = target(&plan(&s, &book), "default/web-1").expect("recommendation");
+        assert!(quiet < MilliCpu(200), "{quiet}");
+    }
 }
