@@ -6,7 +6,8 @@
 //! - [`crate::engine`]: the decisions (pure).
 //! - [`actuate`]: pod writes (in-place resize, the original-resources annotation), behind the
 //!   [`actuate::Actuator`] trait.
-//! - [`status`]: each BurstScaler's status (pure) — written with a merge patch.
+//! - [`status`]: each BurstScaler's status (pure) — written with a merge patch
+//!   ([`status::status_patch`]: none when nothing changed; empty fields sent as `null`).
 //! - [`metrics`]: Prometheus metrics and `/metrics`, `/livez`, `/readyz`.
 
 pub mod actuate;
@@ -865,18 +866,20 @@ async fn write_status(
         );
         throttled += i64::from(new.throttled_pods);
         resized += i64::from(new.resized_pods);
-        if s.status
-            .as_ref()
-            .is_some_and(|old| status::same_except_time(old, &new))
-        {
-            continue;
-        }
+        // Identical (but for condition transition times) → no write.
+        let patch = match status::status_patch(s.status.as_ref(), &new) {
+            Ok(Some(p)) => p,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(burstscaler = %key, error = %e, "cannot serialize status");
+                continue;
+            }
+        };
         if !*ctx.leader.borrow() {
             continue;
         }
         let api: Api<BurstScaler> =
             Api::namespaced(ctx.client.clone(), &s.namespace().unwrap_or_default());
-        let patch = serde_json::json!({"status": new});
         if let Err(e) = api
             .patch_status(&s.name_any(), &PatchParams::default(), &Patch::Merge(patch))
             .await

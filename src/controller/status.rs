@@ -258,6 +258,35 @@ fn recommendation(container: &str, r: crate::engine::Recommendation) -> Containe
     }
 }
 
+/// The `status` fields a merge patch must spell out as `null` when they are empty: serde skips
+/// them then, and a merge patch that omits a field keeps the old value (stale
+/// recommendations, conditions or decisions would stay forever).
+const CLEARABLE: [&str; 4] = [
+    "observedGeneration",
+    "conditions",
+    "recommendations",
+    "lastDecision",
+];
+
+/// The merge patch body that makes the stored status `new`, or `None` when nothing but
+/// condition transition times would change (no write). Every field of `new` is in the patch;
+/// empty ones are `null`, which removes them.
+pub fn status_patch(
+    old: Option<&BurstScalerStatus>,
+    new: &BurstScalerStatus,
+) -> Result<Option<serde_json::Value>, serde_json::Error> {
+    if old.is_some_and(|old| same_except_time(old, new)) {
+        return Ok(None);
+    }
+    let mut status = serde_json::to_value(new)?;
+    if let Some(fields) = status.as_object_mut() {
+        for f in CLEARABLE {
+            fields.entry(f).or_insert(serde_json::Value::Null);
+        }
+    }
+    Ok(Some(serde_json::json!({ "status": status })))
+}
+
 /// True when only timestamps would change: no need to write.
 pub fn same_except_time(a: &BurstScalerStatus, b: &BurstScalerStatus) -> bool {
     let strip = |s: &BurstScalerStatus| {
@@ -279,6 +308,7 @@ pub fn is_event_worthy(d: &PodDecision) -> bool {
 mod tests {
     use super::*;
     use crate::engine::fixtures::at;
+    use serde_json::json;
     use std::sync::Arc;
 
     fn plan(valid: bool) -> ScalerPlan {
@@ -458,5 +488,136 @@ mod tests {
             at(120),
         );
         assert_eq!(ready(&third).last_transition_time, Time(at(120)));
+    }
+
+    const CAPS: Capabilities = Capabilities {
+        resize: true,
+        dry_run: false,
+    };
+
+    fn decision(pod: &str, action: Action, reason: &str) -> PodDecision {
+        PodDecision {
+            pod: pod.into(),
+            action,
+            changes: vec![],
+            reason: reason.into(),
+        }
+    }
+
+    /// What the watch cache holds after the status was written: the JSON round trip (times in
+    /// whole seconds, as Kubernetes stores them).
+    fn stored(st: &BurstScalerStatus) -> BurstScalerStatus {
+        serde_json::from_value(serde_json::to_value(st).expect("serialize")).expect("deserialize")
+    }
+
+    fn web_plan() -> ScalerPlan {
+        let mut p = plan(true);
+        p.pods = vec!["default/web-1".into(), "default/web-2".into()];
+        p
+    }
+
+    /// RFC 7386 JSON merge patch, as the API server applies `Patch::Merge`.
+    fn merge(target: &mut serde_json::Value, patch: &serde_json::Value) {
+        let Some(fields) = patch.as_object() else {
+            *target = patch.clone();
+            return;
+        };
+        if !target.is_object() {
+            *target = json!({});
+        }
+        if let Some(t) = target.as_object_mut() {
+            for (k, v) in fields {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge(t.entry(k.clone()).or_insert(serde_json::Value::Null), v);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_patch_clears_stale_recommendations_and_the_stored_status_becomes_the_new_one() {
+        use crate::quantity::CpuQuantity;
+        // Stored: a recommendation for a container that no pod has any more, and a decision.
+        let mut old = status_for(
+            &web_plan(),
+            &[],
+            &[(
+                "default/web-1",
+                &decision("default/web-1", Action::ScaleUp, "burst"),
+            )],
+            None,
+            CAPS,
+            &AgentReport::default(),
+            at(0),
+        );
+        old.recommendations = vec![ContainerRecommendation {
+            container: "gone".into(),
+            target: CpuQuantity::new("400m"),
+            lower_bound: CpuQuantity::new("200m"),
+            upper_bound: CpuQuantity::new("800m"),
+        }];
+        let old = stored(&old);
+        let new = status_for(
+            &web_plan(),
+            &[],
+            &[],
+            Some(&old),
+            CAPS,
+            &AgentReport::default(),
+            at(60),
+        );
+        assert!(new.recommendations.is_empty());
+        let patch = status_patch(Some(&old), &new)
+            .expect("patch")
+            .expect("a write");
+        // What is sent: the empty list is spelled out as null (omitting it would keep it).
+        assert_eq!(patch.pointer("/status/recommendations"), Some(&json!(null)));
+        // What the API server then stores is exactly the new status.
+        let mut object = json!({"metadata": {"name": "web"}, "status": old});
+        merge(&mut object, &patch);
+        assert_eq!(object.pointer("/status/recommendations"), None);
+        let after: BurstScalerStatus =
+            serde_json::from_value(object["status"].clone()).expect("status");
+        assert_eq!(after, stored(&new));
+        // ... so the next pass writes nothing.
+        let next = status_for(
+            &web_plan(),
+            &[],
+            &[],
+            Some(&after),
+            CAPS,
+            &AgentReport::default(),
+            at(120),
+        );
+        assert_eq!(status_patch(Some(&after), &next).expect("patch"), None);
+    }
+
+    #[test]
+    fn the_patch_names_every_status_field_so_none_can_go_stale() {
+        // Every field of the schema, even for the emptiest status: a field serde skips and
+        // CLEARABLE forgets would never be cleared.
+        let schema =
+            serde_json::to_value(schemars::schema_for!(BurstScalerStatus)).expect("schema");
+        let mut fields: Vec<&String> = schema["properties"]
+            .as_object()
+            .expect("properties")
+            .keys()
+            .collect();
+        fields.sort();
+        let patch = status_patch(None, &BurstScalerStatus::default())
+            .expect("patch")
+            .expect("a write");
+        let mut sent: Vec<&String> = patch["status"]
+            .as_object()
+            .expect("status")
+            .keys()
+            .collect();
+        sent.sort();
+        assert_eq!(sent, fields);
+        for f in CLEARABLE {
+            assert_eq!(patch["status"][f], json!(null), "{f}");
+        }
     }
 }
