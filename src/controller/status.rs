@@ -94,6 +94,10 @@ pub fn status_for(
             .filter(|p| plan.pods.contains(&p.name))
     };
     let through_agent = plan.pods.iter().filter(|p| on_agent(p)).count();
+    // Per container name, across pods, the busiest pod's recommendation: the largest target,
+    // ties broken by the bounds so that the order pods are listed in does not matter.
+    let mut recommendations: BTreeMap<&str, crate::engine::Recommendation> = BTreeMap::new();
+    let rank = |r: &crate::engine::Recommendation| (r.target, r.upper_bound, r.lower_bound);
     for p in pods() {
         let agent =
             on_agent(&p.name).then(|| agents.pods.get(&p.name).copied().unwrap_or_default());
@@ -118,35 +122,22 @@ pub fn status_for(
         st.pending_resizes += u32::from(p.resize != ResizeState::Idle);
         for c in &p.containers {
             let Some(r) = c.recommendation else { continue };
-            match st
-                .recommendations
-                .iter_mut()
-                .find(|x| x.container == c.name)
-            {
-                Some(x) => {
-                    // Across pods, recommend for the busiest.
-                    if r.target.0 > x.target.millis().map(|m| m.0).unwrap_or(0) {
-                        *x = recommendation(&c.name, r);
-                    }
-                }
-                None => st.recommendations.push(recommendation(&c.name, r)),
+            let best = recommendations.entry(c.name.as_str()).or_insert(r);
+            if rank(&r) > rank(best) {
+                *best = r;
             }
         }
     }
-    st.recommendations
-        .sort_by(|a, b| a.container.cmp(&b.container));
+    st.recommendations = recommendations
+        .into_iter()
+        .map(|(name, r)| recommendation(name, r))
+        .collect();
 
-    st.last_decision = decisions
-        .iter()
-        .filter(|(_, d)| d.action.changes())
-        .map(|(pod, d)| LastDecision {
-            time: Time(now),
-            action: d.action.to_string(),
-            pod: pod.to_string(),
-            reason: d.reason.clone(),
-        })
-        .next()
-        .or_else(|| previous.and_then(|p| p.last_decision.clone()));
+    st.last_decision = last_decision(
+        decisions,
+        previous.and_then(|p| p.last_decision.as_ref()),
+        now,
+    );
 
     let prev = |t: &str| previous.and_then(|p| p.conditions.iter().find(|c| c.type_ == t));
     let cond = |t: &str, ok: bool, reason: &str, message: String| {
@@ -247,6 +238,36 @@ pub fn status_for(
     };
     st.conditions = vec![ready, active, conflict];
     st
+}
+
+/// The decision to report: the previous one, time included, while this pass repeats it (same
+/// pod, action and reason — the reason carries the values); otherwise the first of this pass's
+/// changes in pod order (not in the order the watch cache lists pods), stamped `now`; the
+/// previous one when this pass changes nothing.
+fn last_decision(
+    decisions: &[(&str, &PodDecision)],
+    previous: Option<&LastDecision>,
+    now: Timestamp,
+) -> Option<LastDecision> {
+    let changes = || decisions.iter().filter(|(_, d)| d.action.changes());
+    let repeated = |p: &LastDecision| {
+        changes()
+            .any(|(pod, d)| p.pod == *pod && p.action == d.action.as_str() && p.reason == d.reason)
+    };
+    if let Some(p) = previous.filter(|p| repeated(p)) {
+        return Some(p.clone());
+    }
+    changes()
+        .min_by(|(a, x), (b, y)| {
+            (a, x.action.as_str(), &x.reason).cmp(&(b, y.action.as_str(), &y.reason))
+        })
+        .map(|(pod, d)| LastDecision {
+            time: Time(now),
+            action: d.action.to_string(),
+            pod: pod.to_string(),
+            reason: d.reason.clone(),
+        })
+        .or_else(|| previous.cloned())
 }
 
 fn recommendation(container: &str, r: crate::engine::Recommendation) -> ContainerRecommendation {
@@ -510,10 +531,204 @@ mod tests {
         serde_json::from_value(serde_json::to_value(st).expect("serialize")).expect("deserialize")
     }
 
+    /// `at(secs)` and a quarter second: a clock reading with sub-second digits.
+    fn at_frac(secs: i64) -> Timestamp {
+        at(secs)
+            .checked_add(jiff::SignedDuration::from_millis(250))
+            .expect("time")
+    }
+
     fn web_plan() -> ScalerPlan {
         let mut p = plan(true);
         p.pods = vec!["default/web-1".into(), "default/web-2".into()];
         p
+    }
+
+    #[test]
+    fn a_repeated_decision_keeps_last_decision_and_the_status_needs_no_write() {
+        let up = decision(
+            "default/web-1",
+            Action::ScaleUp,
+            "burst 92% of 500m → limit 800m",
+        );
+        let first = status_for(
+            &web_plan(),
+            &[],
+            &[("default/web-1", &up)],
+            None,
+            CAPS,
+            &AgentReport::default(),
+            at_frac(0),
+        );
+        let prev = stored(&first);
+        // The same decision a pass later (as in Recommend, where it is never applied): the
+        // status is identical, time included, and nothing is written.
+        let again = up.clone();
+        let second = status_for(
+            &web_plan(),
+            &[],
+            &[("default/web-1", &again)],
+            Some(&prev),
+            CAPS,
+            &AgentReport::default(),
+            at_frac(60),
+        );
+        assert_eq!(second, prev);
+        assert_eq!(
+            second.last_decision.as_ref().map(|d| &d.time),
+            Some(&Time(at(0)))
+        );
+        assert_eq!(status_patch(Some(&prev), &second).expect("patch"), None);
+        // New values are a new decision: new time, and a write.
+        let more = decision(
+            "default/web-1",
+            Action::ScaleUp,
+            "burst 95% of 800m → limit 1200m",
+        );
+        let third = status_for(
+            &web_plan(),
+            &[],
+            &[("default/web-1", &more)],
+            Some(&prev),
+            CAPS,
+            &AgentReport::default(),
+            at_frac(120),
+        );
+        let d = third.last_decision.as_ref().expect("decision");
+        assert_eq!(
+            (d.time.clone(), d.reason.as_str()),
+            (Time(at_frac(120)), more.reason.as_str())
+        );
+        let patch = status_patch(Some(&prev), &third)
+            .expect("patch")
+            .expect("a write");
+        assert_eq!(
+            patch["status"]["lastDecision"]["reason"],
+            json!(more.reason)
+        );
+        // Another action on the same pod with the same reason text is a new decision too.
+        let down = decision("default/web-1", Action::ScaleDown, &more.reason);
+        let fourth = status_for(
+            &web_plan(),
+            &[],
+            &[("default/web-1", &down)],
+            Some(&stored(&third)),
+            CAPS,
+            &AgentReport::default(),
+            at_frac(180),
+        );
+        assert_eq!(
+            fourth.last_decision.map(|d| (d.action, d.time)),
+            Some(("ScaleDown".to_string(), Time(at_frac(180))))
+        );
+    }
+
+    #[test]
+    fn with_several_pods_deciding_last_decision_does_not_depend_on_their_order() {
+        let a = decision("default/web-1", Action::ScaleUp, "a");
+        let b = decision("default/web-2", Action::ScaleUp, "b");
+        let run = |ds: &[(&str, &PodDecision)], prev: Option<&BurstScalerStatus>, now| {
+            status_for(
+                &web_plan(),
+                &[],
+                ds,
+                prev,
+                CAPS,
+                &AgentReport::default(),
+                now,
+            )
+        };
+        let first = stored(&run(
+            &[("default/web-2", &b), ("default/web-1", &a)],
+            None,
+            at(0),
+        ));
+        assert_eq!(
+            first.last_decision.as_ref().map(|d| d.pod.as_str()),
+            Some("default/web-1")
+        );
+        // The watch cache lists the pods in another order: both repeat, nothing changes.
+        let second = run(
+            &[("default/web-1", &a), ("default/web-2", &b)],
+            Some(&first),
+            at(60),
+        );
+        assert_eq!(second, first);
+        // web-1 goes quiet while web-2 repeats: the decision in force, web-2's, is reported
+        // (once: it then holds while web-2 repeats it).
+        let none = decision("default/web-1", Action::None, "quiet");
+        let third = stored(&run(
+            &[("default/web-1", &none), ("default/web-2", &b)],
+            Some(&second),
+            at(120),
+        ));
+        assert_eq!(
+            third.last_decision.as_ref().map(|d| d.pod.as_str()),
+            Some("default/web-2")
+        );
+        let fourth = run(
+            &[("default/web-1", &none), ("default/web-2", &b)],
+            Some(&third),
+            at(180),
+        );
+        assert_eq!(fourth, third);
+        // A pass without changes keeps the previous decision.
+        let fifth = run(&[("default/web-1", &none)], Some(&third), at(240));
+        assert_eq!(fifth, third);
+    }
+
+    #[test]
+    fn recommendations_do_not_depend_on_the_order_pods_are_listed_in() {
+        use crate::engine::Recommendation;
+        use crate::engine::fixtures::{latency_policy, node, pod};
+        use crate::quantity::MilliCpu;
+        let with = |name: &str, lower: u64, upper: u64| {
+            let mut p = pod(name, latency_policy(), 500, 1000, vec![]);
+            for c in &mut p.containers {
+                c.recommendation = Some(Recommendation {
+                    lower_bound: MilliCpu(lower),
+                    target: MilliCpu(400),
+                    upper_bound: MilliCpu(upper),
+                });
+            }
+            p
+        };
+        let one = [node(
+            4000,
+            vec![
+                with("default/web-1", 100, 600),
+                with("default/web-2", 300, 900),
+            ],
+        )];
+        let other = [node(
+            4000,
+            vec![
+                with("default/web-2", 300, 900),
+                with("default/web-1", 100, 600),
+            ],
+        )];
+        let st = |nodes: &[NodeInput]| {
+            status_for(
+                &web_plan(),
+                nodes,
+                &[],
+                None,
+                CAPS,
+                &AgentReport::default(),
+                at(0),
+            )
+        };
+        assert_eq!(st(&one).recommendations, st(&other).recommendations);
+        let r = &st(&one).recommendations;
+        assert_eq!(r.len(), 1);
+        assert_eq!(
+            (
+                r[0].lower_bound.0.as_str(),
+                r[0].target.0.as_str(),
+                r[0].upper_bound.0.as_str()
+            ),
+            ("300m", "400m", "900m")
+        );
     }
 
     /// RFC 7386 JSON merge patch, as the API server applies `Patch::Merge`.
