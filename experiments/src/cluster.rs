@@ -122,6 +122,13 @@ pub async fn delete_experiment_namespaces(client: &Client, wait_gone: bool) -> a
         .filter_map(|n| n.metadata.name)
         .filter(|n| n.starts_with(NS_PREFIX))
         .collect();
+    // A burst-scaler chart left in one (a run interrupted or crashed in its arm) goes first, its
+    // BurstScalers before it, so that nothing stays throttled or stuck on a finalizer.
+    for n in &mine {
+        if let Err(e) = crate::e2::uninstall_releases(client, n).await {
+            eprintln!("cleaning up {n}: {e:#}");
+        }
+    }
     let quick = DeleteParams {
         grace_period_seconds: Some(1),
         ..DeleteParams::default()

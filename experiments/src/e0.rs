@@ -196,6 +196,7 @@ pub async fn run(
             y_label: "pods / cores",
             log_y: false,
             reference: None,
+            spans: &[],
         },
         &[
             Series::new(

@@ -1061,6 +1061,7 @@ pub fn plot(a: &Analysis, path: &Path) -> anyhow::Result<()> {
             y_label: "efficiency vs. the unlimited baseline, %",
             log_y: false,
             reference: Some((70.0, "feared 70 %")),
+            spans: &[],
         },
         &series,
     )

@@ -1,6 +1,9 @@
 //! E2 — co-location. The web service (hostNetwork, 127.0.0.1, SO_REUSEPORT) under open-loop
 //! load with a spike, next to the compile. Arms: the floors (service alone, compile alone), no
-//! autoscaler, the stock HPA, and burst-scaler. Two scenarios ([`Scenario`]):
+//! autoscaler, the stock HPA, burst-scaler, and an oracle (the best static split, set by hand).
+//! Every arm runs once per round, rounds in a seeded random order (`e2_data::Plan`); each
+//! finished arm run is appended to the CSVs at once, so an interrupted run resumes where it
+//! stopped. Two scenarios ([`Scenario`]):
 //! - **E2, starvation by shares** (the headline): the service has a small request (100m) and
 //!   a limit well above its need (2 cores); the compile a larger request (1 core) and no limit,
 //!   started 5 s before the spike so that it runs through it. What hurts the service is the
@@ -9,7 +12,7 @@
 //!   ends before the spike. What hurts the service is its own limit; the cost side (replicas,
 //!   reserved cores) tells the arms apart.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -19,10 +22,15 @@ use kube::{Api, Client};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::cgroup::{CgroupPaths, pod_cgroup};
 use crate::cluster::{self, HpaSample, PodSample, Resources, Sampler, WALKTHROUGH};
-use crate::load::{self, Plan, Step};
-use crate::plot::{Chart, Series, line_chart};
-use crate::report::{Progress, RunDir, opt};
+use crate::e2_data::{
+    ACTUATIONS_HEADER, E2Report, PODS_HEADER, Plan, RUNS_HEADER, RunRow, WINDOWS_HEADER, read_runs,
+};
+use crate::load::{self, Step};
+use crate::report::{
+    Progress, ReportOptions, RunDir, SuiteReport, append_csv_row, append_csv_rows, opt,
+};
 use crate::workload::{BuildDone, Profile, parse_build_done};
 
 /// What the scenario is about (see the module documentation).
@@ -41,7 +49,7 @@ impl Scenario {
         }
     }
 
-    fn title(self) -> &'static str {
+    pub fn title(self) -> &'static str {
         match self {
             Scenario::Starvation => "E2 — co-location: starvation by CPU shares",
             Scenario::LimitBound => "E2b — co-location: the service bound by its own limit",
@@ -55,6 +63,22 @@ impl Scenario {
                 limit: Some("2"),
             },
             Scenario::LimitBound => WALKTHROUGH,
+        }
+    }
+
+    /// Runs per compared arm the README's table needs (the headline more than the rest).
+    pub fn min_runs(self) -> u32 {
+        match self {
+            Scenario::Starvation => 5,
+            Scenario::LimitBound => 3,
+        }
+    }
+
+    /// When the trouble starts: the compile's start (starvation), the spike's (limit-bound).
+    fn onset(self, opts: &Options) -> Duration {
+        match self {
+            Scenario::Starvation => opts.compile_at,
+            Scenario::LimitBound => opts.spike_from,
         }
     }
 
@@ -81,16 +105,32 @@ pub enum Arm {
     NoAutoscaler,
     Hpa,
     BurstScaler,
+    /// The best static split a vertical scaler could reach, set by the harness on the cgroups
+    /// when the compile starts: the web's weight and quota at its BurstScaler's maximum
+    /// (2 cores), the compile untouched (CFS then gives the web what it asks for and the
+    /// compile the rest, nothing idle).
+    Oracle,
 }
 
 impl Arm {
-    pub const ALL: [Arm; 5] = [
+    /// Table order.
+    pub const ALL: [Arm; 6] = [
         Arm::FloorService,
         Arm::FloorCompile,
         Arm::NoAutoscaler,
         Arm::Hpa,
         Arm::BurstScaler,
+        Arm::Oracle,
     ];
+
+    pub fn parse(s: &str) -> Option<Arm> {
+        Arm::ALL.into_iter().find(|a| a.slug() == s)
+    }
+
+    /// A reference (one part alone), not an arm to compare: run in the first round only.
+    pub fn is_floor(self) -> bool {
+        matches!(self, Arm::FloorService | Arm::FloorCompile)
+    }
 
     pub fn slug(self) -> &'static str {
         match self {
@@ -99,14 +139,15 @@ impl Arm {
             Arm::NoAutoscaler => "no-autoscaler",
             Arm::Hpa => "hpa",
             Arm::BurstScaler => "burst-scaler",
+            Arm::Oracle => "oracle",
         }
     }
 
-    fn has_web(self) -> bool {
+    pub fn has_web(self) -> bool {
         self != Arm::FloorCompile
     }
 
-    fn has_compile(self) -> bool {
+    pub fn has_compile(self) -> bool {
         self != Arm::FloorService
     }
 }
@@ -128,6 +169,13 @@ pub struct Options {
     pub slo_p99_ms: f64,
     pub compile_bound: Duration,
     pub jobs: u32,
+    pub quick: bool,
+    /// Rounds (runs per compared arm).
+    pub rounds: usize,
+    /// Seed of the rounds' order.
+    pub seed: u64,
+    /// The arms of a round (the floors run in the first round only).
+    pub arms: Vec<Arm>,
 }
 
 impl Options {
@@ -137,9 +185,12 @@ impl Options {
         profile: Option<Profile>,
         slo_p99_ms: f64,
         jobs: u32,
+        rounds: Option<usize>,
+        seed: Option<u64>,
     ) -> Options {
         let s = Duration::from_secs;
-        let spike_from = if quick { s(12) } else { s(60) };
+        // Quick: the spike fills exactly one window, which the small build covers.
+        let spike_from = if quick { s(10) } else { s(60) };
         Options {
             scenario,
             // Starvation: the whole build (≈ 40–80 s alone, depending on the day), so that it
@@ -155,13 +206,13 @@ impl Options {
             base_rate: 100.0,
             spike_rate: 300.0,
             spike_from,
-            spike_len: if quick { s(6) } else { s(20) },
+            spike_len: if quick { s(5) } else { s(20) },
             // Starvation: shortly before the spike, so that the build (longer
             // next to the service) runs through it; E2b: well before, as the first run had it.
             compile_at: match (scenario, quick) {
-                (Scenario::Starvation, true) => s(10),
+                (Scenario::Starvation, true) => s(8),
                 (Scenario::Starvation, false) => spike_from - s(5),
-                (Scenario::LimitBound, true) => s(6),
+                (Scenario::LimitBound, true) => s(4),
                 (Scenario::LimitBound, false) => s(30),
             },
             cost: Duration::from_millis(2),
@@ -170,11 +221,86 @@ impl Options {
             slo_p99_ms,
             compile_bound: if quick { s(180) } else { s(600) },
             jobs,
+            quick,
+            rounds: rounds.unwrap_or(if quick {
+                1
+            } else {
+                scenario.min_runs() as usize
+            }),
+            seed: seed.unwrap_or_else(|| jiff::Timestamp::now().as_second().unsigned_abs()),
+            // The smoke test checks the harness: the compared arms of the headline, and only
+            // burst-scaler's (the one with its own code path) in E2b.
+            arms: match (scenario, quick) {
+                (_, false) => Arm::ALL.to_vec(),
+                (Scenario::Starvation, true) => {
+                    vec![Arm::NoAutoscaler, Arm::Hpa, Arm::BurstScaler, Arm::Oracle]
+                }
+                (Scenario::LimitBound, true) => vec![Arm::BurstScaler],
+            },
         }
     }
 
-    fn plan(&self) -> Plan {
-        Plan {
+    /// Everything that can move a number, as `key=value` words: runs pooled by the report
+    /// must agree on it.
+    pub fn settings(&self) -> String {
+        format!(
+            "scenario={} quick={} profile={} jobs={} web={} compile={} load_s={} base_rate={} \
+             spike_rate={} spike_from_s={} spike_len_s={} compile_at_s={} cost_ms={} timeout_s={} \
+             window_s={} slo_ms={}",
+            self.scenario.slug(),
+            self.quick,
+            self.profile.make_command(self.jobs).replace(' ', "_"),
+            self.jobs,
+            self.scenario.web().show().replace(' ', ""),
+            self.scenario.compile().show().replace(' ', ""),
+            self.duration.as_secs(),
+            self.base_rate,
+            self.spike_rate,
+            self.spike_from.as_secs(),
+            self.spike_len.as_secs(),
+            self.compile_at.as_secs(),
+            self.cost.as_millis(),
+            self.timeout.as_secs(),
+            self.window.as_secs(),
+            self.slo_p99_ms,
+        )
+    }
+
+    /// The method paragraph of the report.
+    pub fn description(&self, iters: u64) -> String {
+        format!(
+            "Web service: `experiments serve` on 127.0.0.1:{} (hostNetwork, SO_REUSEPORT, 4 threads), {iters} iterations ≈ {:?} of CPU \
+             per request (calibrated when the plan was made), requests/limits {}. Open-loop load from the host: {}/s for {:?}, {}/s from {:?} for \
+             {:?}; latency from the intended send time, timeout {:?} (a timed-out request counts as {:?} in the percentiles and as an error). \
+             Compile: zstd `{}` in a pod (requests/limits {}) created at {:?} (at 0 s for the compile floor). HPA: autoscaling/v1, 50 % CPU, \
+             1–10 replicas. burst-scaler: the chart (controller + node agent), web `LatencySensitive` (cpu {}–2), compile `Batch` (floor 500m), \
+             both `Auto`. Oracle: when the compile is created the harness sets the web's pod and container cgroups to `cpu.shares` 2048 and a \
+             2-core quota (its BurstScaler's maximum) and leaves the compile alone. SLO: p99 ≤ {} ms and ≤ 1 % errors in every {:?} window. \
+             \"Web waited for CPU\" is PSI `some` of the web pods' cgroups (time some web task was runnable but not running; it includes \
+             time throttled, shown apart); \"requested core-s\" sums the running web pods' CPU requests over the run. Arms run once per \
+             round in a random order (seed in `{}-plan.json`); the floors in the first round only.",
+            self.addr.port(),
+            self.cost,
+            self.scenario.web().show(),
+            self.base_rate,
+            self.duration,
+            self.spike_rate,
+            self.spike_from,
+            self.spike_len,
+            self.timeout,
+            self.timeout,
+            self.profile.make_command(self.jobs),
+            self.scenario.compile().show(),
+            self.compile_at,
+            self.scenario.web().request,
+            self.slo_p99_ms,
+            self.window,
+            self.scenario.slug(),
+        )
+    }
+
+    fn plan(&self) -> load::Plan {
+        load::Plan {
             steps: vec![
                 Step {
                     from: Duration::ZERO,
@@ -227,7 +353,6 @@ pub struct WindowRow {
 
 pub struct ArmResult {
     pub arm: Arm,
-    pub skipped: Option<String>,
     pub windows: Vec<WindowRow>,
     pub pods: Vec<PodSample>,
     pub total_p: [Option<f64>; 3],
@@ -239,14 +364,18 @@ pub struct ArmResult {
     pub cpu_s: BTreeMap<String, f64>,
     /// burst-scaler's Events (seconds from the arm's start, pod, action, reason).
     pub actuations: Vec<(f64, String, String, String)>,
+    /// The first change of the web's or the compile's cgroup limit or weight: (plan-clock
+    /// seconds, what changed).
+    pub first_change: Option<(f64, String)>,
+    /// Plan-clock seconds at which the first web replica added during the run was Ready.
+    pub first_replica_ready_s: Option<f64>,
 }
 
 impl ArmResult {
     #[cfg(test)]
-    fn skipped(arm: Arm, why: String) -> ArmResult {
+    fn empty(arm: Arm) -> ArmResult {
         ArmResult {
             arm,
-            skipped: Some(why),
             windows: vec![],
             pods: vec![],
             total_p: [None; 3],
@@ -256,6 +385,60 @@ impl ArmResult {
             build_wall_s: None,
             cpu_s: BTreeMap::new(),
             actuations: vec![],
+            first_change: None,
+            first_replica_ready_s: None,
+        }
+    }
+
+    /// The run's summary row (`<slug>-runs.csv`).
+    pub fn run_row(&self, opts: &Options, round: u32, started: String) -> RunRow {
+        let ws = opts.window.as_secs_f64();
+        let web = self.arm.has_web();
+        let compile = self.arm.has_compile();
+        let worst = self
+            .windows
+            .iter()
+            .filter_map(|w| w.p99)
+            .fold(None, |a: Option<f64>, p| Some(a.map_or(p, |a| a.max(p))));
+        let request = crate::cgroup::millicores(opts.scenario.web().request).unwrap_or(0.0);
+        let (ran, spike) = self.compile_in_spike(opts);
+        RunRow {
+            round,
+            arm: self.arm.slug().to_string(),
+            started,
+            sent: self.sent,
+            errors: self.errors,
+            p50_ms: self.total_p[0],
+            p95_ms: self.total_p[1],
+            p99_ms: self.total_p[2],
+            worst_window_p99_ms: worst,
+            s_over_slo: web.then(|| self.seconds_over_slo(opts.slo_p99_ms, ws)),
+            web_cpu_wait_s: web
+                .then(|| self.windows.iter().map(|w| w.web_pressure_ms).sum::<f64>() / 1000.0),
+            web_throttled_s: web
+                .then(|| self.windows.iter().map(|w| w.web_throttled_ms).sum::<f64>() / 1000.0),
+            max_web_replicas: web.then(|| self.max_replicas() as f64),
+            web_requested_core_s: web.then(|| {
+                self.windows
+                    .iter()
+                    .map(|w| w.web_running as f64 * request / 1000.0 * ws)
+                    .sum()
+            }),
+            compile_s: self.build.map(|b| b.ms as f64 / 1000.0),
+            compile_wall_s: self.build_wall_s,
+            compile_spike_windows: (web && compile).then_some(ran as u32),
+            spike_windows: (web && compile).then_some(spike as u32),
+            web_cpu_s: web.then(|| self.cpu_seconds("web")),
+            compile_cpu_s: compile.then(|| self.cpu_seconds("compile")),
+            first_change_s: self.first_change.as_ref().map(|c| c.0),
+            first_change: self
+                .first_change
+                .as_ref()
+                .map(|c| c.1.clone())
+                .unwrap_or_default(),
+            first_replica_ready_s: self.first_replica_ready_s,
+            onset_s: opts.scenario.onset(opts).as_secs_f64(),
+            settings: opts.settings(),
         }
     }
 
@@ -302,16 +485,33 @@ pub async fn run(
     opts: &Options,
     images: &(String, String),
     progress: &Progress,
-) -> anyhow::Result<(String, String)> {
+) -> anyhow::Result<String> {
     let iters = crate::serve::calibrate(opts.cost);
     let slug = opts.scenario.slug();
     progress.say(format!(
         "{slug}: {} iterations ≈ {:?} of work per request on this machine (idle)",
         iters, opts.cost
     ));
-    let mut results = Vec::new();
-    for arm in Arm::ALL {
-        progress.say(format!("{slug}: arm {}", arm.slug()));
+    let plan = load_or_make_plan(dir, opts, iters)?;
+    let (done, bad) = read_runs(&dir.path, slug)?;
+    for b in bad {
+        progress.say(format!("{slug}: warning: {b}"));
+    }
+    let done: BTreeSet<(u32, String)> = done.into_iter().map(|r| (r.round, r.arm)).collect();
+    let todo = plan.remaining(&done);
+    progress.say(format!(
+        "{slug}: plan: {} round(s), seed {}; {} arm run(s) done, {} to go (≈ {} min)",
+        plan.rounds.len(),
+        plan.seed,
+        done.len(),
+        todo.len(),
+        todo.len() as u64 * (opts.duration.as_secs() + 30) / 60
+    ));
+    for (round, arm) in todo {
+        progress.say(format!("{slug}: round {round}, arm {}", arm.slug()));
+        let started = jiff::Zoned::now()
+            .strftime("%Y-%m-%dT%H:%M:%S%z")
+            .to_string();
         let r = run_arm(client, arm, opts, images, iters, progress).await;
         if arm == Arm::BurstScaler {
             let ns = format!("{}{slug}-{}", cluster::NS_PREFIX, arm.slug());
@@ -322,22 +522,88 @@ pub async fn run(
         cluster::delete_experiment_namespaces(client, false).await?;
         wait_port_free(opts.addr).await?;
         let r = r?;
-        if let Some(why) = &r.skipped {
-            progress.say(format!("{slug}: arm {} skipped: {why}", arm.slug()));
-        } else {
-            progress.say(format!(
-                "{slug}: arm {}: p99 {} ms, errors {}/{}, {} s over SLO, compile {} s",
-                arm.slug(),
-                opt(r.total_p[2], 1),
-                r.errors,
-                r.sent,
-                r.seconds_over_slo(opts.slo_p99_ms, opts.window.as_secs_f64()),
-                opt(r.build.map(|b| b.ms as f64 / 1000.0), 1)
-            ));
-        }
-        results.push(r);
+        let row = r.run_row(opts, round, started);
+        progress.say(format!(
+            "{slug}: round {round}, arm {}: p99 {} ms, errors {}/{}, {} s over SLO, compile {} s, first change {}",
+            arm.slug(),
+            opt(r.total_p[2], 1),
+            r.errors,
+            r.sent,
+            opt(row.s_over_slo, 0),
+            opt(row.compile_s, 1),
+            match row.first_change_s {
+                Some(t) => format!("at {t:.1} s ({})", row.first_change),
+                None => "none".into(),
+            }
+        ));
+        append_arm(dir, slug, round, &r)?;
+        // The summary row last: a crash before it repeats the whole arm run on resume.
+        append_csv_row(
+            &dir.file(&format!("{slug}-runs.csv")),
+            RUNS_HEADER,
+            &row.fields(),
+        )?;
     }
-    report(dir, opts, iters, &results)
+    let tables = E2Report(opts.scenario).report(
+        std::slice::from_ref(&dir.path),
+        &dir.path,
+        &dir.path,
+        &ReportOptions::default(),
+    )?;
+    let mut md = tables.section;
+    if !tables.failures.is_empty() {
+        let _ = writeln!(md, "\nPreconditions that do not hold in this directory:\n");
+        for f in &tables.failures {
+            let _ = writeln!(md, "- {f}");
+            progress.say(format!("{slug}: precondition not met: {f}"));
+        }
+    }
+    Ok(md)
+}
+
+/// The plan stored in `dir`, or a new one (written before the first arm runs).
+fn load_or_make_plan(dir: &RunDir, opts: &Options, iters: u64) -> anyhow::Result<Plan> {
+    let slug = opts.scenario.slug();
+    let path = dir.file(&Plan::file(slug));
+    if path.exists() {
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
+        let plan: Plan =
+            serde_json::from_str(&text).with_context(|| format!("parse {}", path.display()))?;
+        if plan.settings != opts.settings() {
+            bail!(
+                "{} was made with other settings ({}) than this run's ({}): resume with the same \
+                 flags, or start a new results directory",
+                path.display(),
+                plan.settings,
+                opts.settings()
+            );
+        }
+        return Ok(plan);
+    }
+    let plan = Plan::new(
+        opts.scenario,
+        opts.seed,
+        opts.rounds,
+        &opts.arms,
+        opts.quick,
+        opts.settings(),
+        opts.description(iters),
+    );
+    dir.write(&Plan::file(slug), &serde_json::to_string_pretty(&plan)?)?;
+    Ok(plan)
+}
+
+/// Whether the plan in `dir` (if any) is a `--quick` one.
+pub fn plan_is_quick(dir: &std::path::Path) -> bool {
+    [Scenario::Starvation, Scenario::LimitBound]
+        .iter()
+        .any(|s| {
+            std::fs::read_to_string(dir.join(Plan::file(s.slug())))
+                .ok()
+                .and_then(|t| serde_json::from_str::<Plan>(&t).ok())
+                .is_some_and(|p| p.quick)
+        })
 }
 
 // ---- The burst-scaler arm -------------------------------------------------------------------
@@ -532,6 +798,53 @@ pub(crate) async fn uninstall(
     .await
 }
 
+/// Uninstalls every Helm release in `ns` ([`uninstall`]: its BurstScalers first); BurstScalers
+/// left without a release (their controller gone) lose their finalizer, so the namespace can go.
+pub(crate) async fn uninstall_releases(client: &Client, ns: &str) -> anyhow::Result<()> {
+    let args = vec![
+        "list".to_string(),
+        "-q".into(),
+        "--namespace".into(),
+        ns.into(),
+    ];
+    let out = tokio::task::spawn_blocking(move || helm().args(&args).output())
+        .await?
+        .context("run helm list")?;
+    if !out.status.success() {
+        bail!(
+            "helm list -n {ns}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let progress = Progress::new();
+    for release in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+        progress.say(format!("{ns}: uninstalling the leftover release {release}"));
+        uninstall(client, ns, release, &progress).await?;
+    }
+    let api: Api<burst_scaler::api::BurstScaler> = Api::namespaced(client.clone(), ns);
+    let left = match api.list(&kube::api::ListParams::default()).await {
+        Ok(l) => l.items,
+        // No CRD yet: nothing to clean.
+        Err(_) => vec![],
+    };
+    for b in left {
+        let name = b.metadata.name.unwrap_or_default();
+        progress.say(format!(
+            "{ns}: BurstScaler {name} has no controller left: removing its finalizer"
+        ));
+        let _ = api.delete(&name, &kube::api::DeleteParams::default()).await;
+        let patch = serde_json::json!({"metadata": {"finalizers": null}});
+        let _ = api
+            .patch(
+                &name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(patch),
+            )
+            .await;
+    }
+    Ok(())
+}
+
 /// Installs (or updates) burst-scaler's CRDs from the Rust types, as the README's
 /// `--skip-crds` install does: Helm's own CRD install cannot update them on a 1.20 API server
 /// (its server-side apply refuses the `x-kubernetes-validations` fields 1.20 does not know).
@@ -614,6 +927,164 @@ async fn actuations(
     out.sort_by(|a, b| a.0.total_cmp(&b.0));
     out
 }
+
+/// The oracle's static split, written at `at` (the compile's creation): every running web
+/// pod's pod and container cgroups get `cpu.shares` 2048 and a 2-core quota (pod level first:
+/// a child's quota may not exceed its parent's). The compile is left alone.
+async fn oracle_split(client: &Client, ns: &str, at: Instant) -> anyhow::Result<()> {
+    tokio::time::sleep_until(at).await;
+    let pods = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), ns)
+        .list(&kube::api::ListParams::default().labels("app=web"))
+        .await?;
+    let mut set = 0;
+    for (uid, container) in pods.items.iter().filter_map(pod_and_container) {
+        let Some(pod) = pod_cgroup(&uid) else {
+            continue;
+        };
+        for cg in [pod.clone(), pod.child(&container)] {
+            write_cpu(&cg, 2048, 200_000)?;
+        }
+        set += 1;
+    }
+    if set == 0 {
+        bail!("oracle: no running web pod's cgroup found in {ns}");
+    }
+    Ok(())
+}
+
+fn write_cpu(cg: &CgroupPaths, shares: u64, quota_us: i64) -> anyhow::Result<()> {
+    for (file, value) in [
+        ("cpu.cfs_period_us", "100000".to_string()),
+        ("cpu.cfs_quota_us", quota_us.to_string()),
+        ("cpu.shares", shares.to_string()),
+    ] {
+        let path = cg.cpu.join(file);
+        std::fs::write(&path, &value)
+            .with_context(|| format!("oracle: write {value} to {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// A pod's UID and its first container's ID (what its cgroups are named after).
+fn pod_and_container(p: &k8s_openapi::api::core::v1::Pod) -> Option<(String, String)> {
+    let uid = p.metadata.uid.clone()?;
+    let id = p
+        .status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .first()?
+        .container_id
+        .as_deref()?
+        .split("://")
+        .nth(1)?
+        .to_string();
+    Some((uid, id))
+}
+
+/// A container [`watch_first_change`] follows: its label, cgroup, and limits when first seen.
+type Watched = (String, CgroupPaths, (Option<f64>, u64));
+
+/// Watches the cgroups of the web pods that run at the start and of the compile every 100 ms
+/// (the pod list every second) until told to stop; returns the first change of a container's
+/// CPU limit or weight (plan-clock seconds, what changed): burst-scaler's first actuation, the
+/// oracle's write. New replicas start with their spec and are not changes.
+async fn watch_first_change(
+    client: Client,
+    ns: String,
+    t0: Instant,
+    mut stop: watch::Receiver<bool>,
+) -> Option<(f64, String)> {
+    let api = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client, &ns);
+    // Container ID → (label, cgroup, its limits when first seen).
+    let mut watched: BTreeMap<String, Watched> = BTreeMap::new();
+    let mut web_listed = false;
+    let mut next_list = Instant::now();
+    let show = |l: &(Option<f64>, u64)| {
+        format!(
+            "limit {}, shares {}",
+            l.0.map_or("none".to_string(), |m| format!("{m:.0}m")),
+            l.1
+        )
+    };
+    loop {
+        if Instant::now() >= next_list {
+            if let Ok(list) = api.list(&kube::api::ListParams::default()).await {
+                for p in &list.items {
+                    let app = p
+                        .metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get("app").cloned())
+                        .unwrap_or_default();
+                    let wanted = app == "compile" || (app == "web" && !web_listed);
+                    let Some((uid, id)) = pod_and_container(p).filter(|_| wanted) else {
+                        continue;
+                    };
+                    if watched.contains_key(&id) {
+                        continue;
+                    }
+                    let Some(cg) = pod_cgroup(&uid).map(|pc| pc.child(&id)) else {
+                        continue;
+                    };
+                    if let Ok(l) = cg.limits() {
+                        let name = p.metadata.name.clone().unwrap_or_default();
+                        watched.insert(id, (format!("{app} ({name})"), cg, l));
+                    }
+                }
+                web_listed = web_listed || watched.values().any(|w| w.0.starts_with("web"));
+            }
+            next_list = Instant::now() + Duration::from_secs(1);
+        }
+        for (label, cg, first) in watched.values() {
+            if let Ok(now) = cg.limits()
+                && now != *first
+            {
+                return Some((
+                    t0.elapsed().as_secs_f64(),
+                    format!("{label}: {} → {}", show(first), show(&now)),
+                ));
+            }
+        }
+        tokio::select! {
+            _ = stop.changed() => return None,
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
+}
+
+/// Plan-clock seconds at which the first web replica created after `start` became Ready.
+async fn first_added_replica_ready(
+    client: &Client,
+    ns: &str,
+    start: jiff::Timestamp,
+) -> Option<f64> {
+    let pods = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), ns)
+        .list(&kube::api::ListParams::default().labels("app=web"))
+        .await
+        .ok()?;
+    pods.items
+        .iter()
+        .filter(|p| {
+            p.metadata
+                .creation_timestamp
+                .as_ref()
+                .is_some_and(|c| c.0 > start)
+        })
+        .filter_map(|p| {
+            p.status
+                .as_ref()?
+                .conditions
+                .as_ref()?
+                .iter()
+                .find(|c| c.type_ == "Ready" && c.status == "True")?
+                .last_transition_time
+                .as_ref()
+                .map(|t| t.0.duration_since(start).as_secs_f64())
+        })
+        .min_by(f64::total_cmp)
+}
+
 async fn wait_port_free(addr: SocketAddr) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while cluster::port_in_use(addr).await {
@@ -685,8 +1156,14 @@ async fn run_arm(
         ns.clone(),
         t0,
         opts.window,
-        stop_rx,
+        stop_rx.clone(),
     ));
+    let watcher = tokio::spawn(watch_first_change(client.clone(), ns.clone(), t0, stop_rx));
+    let oracle = (arm == Arm::Oracle).then(|| {
+        let (client, ns) = (client.clone(), ns.clone());
+        let at = t0 + opts.compile_at;
+        tokio::spawn(async move { oracle_split(&client, &ns, at).await })
+    });
     let compile = arm.has_compile().then(|| {
         let client = client.clone();
         let ns = ns.clone();
@@ -725,8 +1202,17 @@ async fn run_arm(
         }
         None => (None, None),
     };
+    if let Some(task) = oracle {
+        task.await??;
+    }
+    let first_replica_ready_s = if arm.has_web() {
+        first_added_replica_ready(client, &ns, wall_start).await
+    } else {
+        None
+    };
     let _ = stop_tx.send(true);
     let (pods, hpa, cpu_s) = sampler.await?;
+    let first_change = watcher.await?;
     let mut windows = Vec::new();
     let n = match &report {
         Some(r) => r.windows.len(),
@@ -795,7 +1281,8 @@ async fn run_arm(
     };
     Ok(ArmResult {
         arm,
-        skipped: None,
+        first_change,
+        first_replica_ready_s,
         windows,
         pods,
         total_p,
@@ -893,20 +1380,19 @@ async fn compile_task(
     }
 }
 
-fn report(
-    dir: &RunDir,
-    opts: &Options,
-    iters: u64,
-    results: &[ArmResult],
-) -> anyhow::Result<(String, String)> {
-    let ws = opts.window.as_secs_f64();
-    let slug = opts.scenario.slug();
+/// Appends one arm run's windows, pod samples and Events to the scenario's CSVs.
+fn append_arm(dir: &RunDir, slug: &str, round: u32, r: &ArmResult) -> anyhow::Result<()> {
     let f = |v: Option<f64>| opt(v, 2);
-    let mut rows = Vec::new();
-    for r in results {
-        for w in &r.windows {
-            rows.push(vec![
-                r.arm.slug().to_string(),
+    let head = |rest: Vec<String>| {
+        let mut v = vec![round.to_string(), r.arm.slug().to_string()];
+        v.extend(rest);
+        v
+    };
+    let windows: Vec<Vec<String>> = r
+        .windows
+        .iter()
+        .map(|w| {
+            head(vec![
                 format!("{:.0}", w.t),
                 w.sent.to_string(),
                 w.errors.to_string(),
@@ -929,284 +1415,47 @@ fn report(
                     .unwrap_or_default(),
                 w.hpa_desired.map(|d| d.to_string()).unwrap_or_default(),
                 w.hpa_utilization.map(|d| d.to_string()).unwrap_or_default(),
-            ]);
-        }
-    }
-    dir.csv(
-        &format!("{slug}-windows.csv"),
-        &[
-            "arm",
-            "t_s",
-            "sent",
-            "errors",
-            "p50_ms",
-            "p95_ms",
-            "p99_ms",
-            "max_ms",
-            "web_running",
-            "web_pending",
-            "web_metrics_m",
-            "web_cgroup_m",
-            "web_throttled_ms",
-            "web_cpu_wait_ms",
-            "compile_metrics_m",
-            "compile_cgroup_m",
-            "web_limit_m",
-            "web_shares",
-            "compile_limit_m",
-            "hpa_desired",
-            "hpa_utilization_pct",
-        ],
-        &rows,
-    )?;
-    let act_rows: Vec<Vec<String>> = results
-        .iter()
-        .flat_map(|r| {
-            r.actuations.iter().map(|(t, pod, action, reason)| {
-                vec![
-                    r.arm.slug().to_string(),
-                    format!("{t:.1}"),
-                    pod.clone(),
-                    action.clone(),
-                    reason.clone(),
-                ]
-            })
+            ])
         })
         .collect();
-    dir.csv(
-        &format!("{slug}-actuations.csv"),
-        &["arm", "t_s", "pod", "action", "reason"],
-        &act_rows,
+    append_csv_rows(
+        &dir.file(&format!("{slug}-windows.csv")),
+        WINDOWS_HEADER,
+        &windows,
     )?;
-    let pod_rows: Vec<Vec<String>> = results
+    let acts: Vec<Vec<String>> = r
+        .actuations
         .iter()
-        .flat_map(|r| {
-            r.pods.iter().map(|p| {
-                vec![
-                    r.arm.slug().to_string(),
-                    format!("{:.0}", p.t),
-                    p.pod.clone(),
-                    p.app.clone(),
-                    p.phase.clone(),
-                    opt(p.metrics_m, 0),
-                    opt(p.cgroup_m, 0),
-                    opt(p.throttled_ms, 1),
-                ]
-            })
+        .map(|(t, pod, action, reason)| {
+            head(vec![
+                format!("{t:.1}"),
+                pod.clone(),
+                action.clone(),
+                reason.clone(),
+            ])
         })
         .collect();
-    dir.csv(
-        &format!("{slug}-pods.csv"),
-        &[
-            "arm",
-            "t_s",
-            "pod",
-            "app",
-            "phase",
-            "metrics_m",
-            "cgroup_m",
-            "throttled_ms",
-        ],
-        &pod_rows,
+    append_csv_rows(
+        &dir.file(&format!("{slug}-actuations.csv")),
+        ACTUATIONS_HEADER,
+        &acts,
     )?;
-
-    let mut table = String::new();
-    let _ = writeln!(
-        table,
-        "| arm | p50 ms | p95 ms | p99 ms | worst 5-s p99 ms | errors | s over SLO | web waited for CPU s (throttled s) | max web replicas | web requested core-s | compile makespan s (pod created → done) | compile ran in spike windows | web CPU-s | compile CPU-s |"
-    );
-    let _ = writeln!(
-        table,
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-    );
-    for r in results {
-        if let Some(why) = &r.skipped {
-            let _ = writeln!(table, "| {} | skipped: {why} ||||||||||||| ", r.arm.slug());
-            continue;
-        }
-        let worst = r
-            .windows
-            .iter()
-            .filter_map(|w| w.p99)
-            .fold(None, |a: Option<f64>, p| Some(a.map_or(p, |a| a.max(p))));
-        let web = r.arm.has_web();
-        let waited: f64 = r.windows.iter().map(|w| w.web_pressure_ms).sum::<f64>() / 1000.0;
-        let throttled: f64 = r.windows.iter().map(|w| w.web_throttled_ms).sum::<f64>() / 1000.0;
-        let request = crate::cgroup::millicores(opts.scenario.web().request).unwrap_or(0.0);
-        let reserved: f64 = r
-            .windows
-            .iter()
-            .map(|w| w.web_running as f64 * request / 1000.0 * ws)
-            .sum();
-        let (ran, spike) = r.compile_in_spike(opts);
-        let _ = writeln!(
-            table,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            r.arm.slug(),
-            opt(r.total_p[0], 1),
-            opt(r.total_p[1], 1),
-            opt(r.total_p[2], 1),
-            opt(worst, 1),
-            if web {
-                format!("{} / {}", r.errors, r.sent)
-            } else {
-                "–".into()
-            },
-            if web {
-                format!("{:.0}", r.seconds_over_slo(opts.slo_p99_ms, ws))
-            } else {
-                "–".into()
-            },
-            if web {
-                format!("{waited:.1} ({throttled:.1})")
-            } else {
-                "–".into()
-            },
-            if web {
-                r.max_replicas().to_string()
-            } else {
-                "–".into()
-            },
-            if web {
-                format!("{reserved:.0}")
-            } else {
-                "–".into()
-            },
-            match (r.build, r.build_wall_s) {
-                (Some(b), Some(w)) => format!("{:.1} ({w:.1})", b.ms as f64 / 1000.0),
-                _ => "–".into(),
-            },
-            if r.arm.has_compile() && web {
-                format!("{ran} of {spike}")
-            } else {
-                "–".into()
-            },
-            if web {
-                format!("{:.1}", r.cpu_seconds("web"))
-            } else {
-                "–".into()
-            },
-            if r.arm.has_compile() {
-                format!("{:.1}", r.cpu_seconds("compile"))
-            } else {
-                "–".into()
-            },
-        );
-    }
-    let mut md = String::new();
-    let _ = writeln!(md, "## {}\n", opts.scenario.title());
-    let _ = writeln!(
-        md,
-        "Web service: `experiments serve` on 127.0.0.1:{} (hostNetwork, SO_REUSEPORT, 4 threads), {iters} iterations ≈ {:?} of CPU \
-         per request, requests/limits {}. Open-loop load from the host: {}/s for {:?}, {}/s from {:?} for \
-         {:?}; latency from the intended send time, timeout {:?}. Compile: zstd `{}` in a pod (requests/limits {}) started at {:?} \
-         (at 0 s for the compile floor). HPA: autoscaling/v1, 50 % CPU, 1–10 replicas. burst-scaler: the chart (controller + node \
-         agent), web `LatencySensitive` (cpu {}–2), compile `Batch` (floor 500m), both `Auto`. SLO: p99 ≤ {} ms and ≤ 1 % errors in every {:?} \
-         window. \"Web waited for CPU\" is PSI `some` of the web pods' cgroups (time some web task was runnable but not running; \
-         it includes time throttled, shown apart); \"requested core-s\" sums the running web pods' CPU requests over the run.\n",
-        opts.addr.port(),
-        opts.cost,
-        opts.scenario.web().show(),
-        opts.base_rate,
-        opts.duration,
-        opts.spike_rate,
-        opts.spike_from,
-        opts.spike_len,
-        opts.timeout,
-        opts.profile.make_command(opts.jobs),
-        opts.scenario.compile().show(),
-        opts.compile_at,
-        opts.scenario.web().request,
-        opts.slo_p99_ms,
-        opts.window
-    );
-    md.push_str(&table);
-    let _ = writeln!(
-        md,
-        "\n![p99 per window]({slug}-p99.png)\n\n![web replicas]({slug}-replicas.png)\n"
-    );
-    let active: Vec<&ArmResult> = results.iter().filter(|r| r.skipped.is_none()).collect();
-    let web_arms: Vec<&&ArmResult> = active.iter().filter(|r| r.arm.has_web()).collect();
-    let ser = |r: &ArmResult, f: &dyn Fn(&WindowRow) -> Option<f64>| {
-        Series::new(
-            r.arm.slug(),
-            r.windows
-                .iter()
-                .filter_map(|w| f(w).map(|v| (w.t, v)))
-                .collect(),
-        )
-    };
-    line_chart(
-        &dir.file(&format!("{slug}-p99.png")),
-        &Chart {
-            title: &format!("{}: web p99 latency per 5-s window", slug.to_uppercase()),
-            x_label: "time, s",
-            y_label: "p99, ms (log)",
-            log_y: true,
-            reference: Some((opts.slo_p99_ms, "SLO")),
-        },
-        &web_arms
-            .iter()
-            .map(|r| ser(r, &|w| w.p99))
-            .collect::<Vec<_>>(),
-    )?;
-    line_chart(
-        &dir.file(&format!("{slug}-replicas.png")),
-        &Chart {
-            title: &format!("{}: running web replicas", slug.to_uppercase()),
-            x_label: "time, s",
-            y_label: "replicas",
-            log_y: false,
-            reference: None,
-        },
-        &web_arms
-            .iter()
-            .map(|r| ser(r, &|w| Some(w.web_running as f64)))
-            .collect::<Vec<_>>(),
-    )?;
-    for r in &web_arms {
-        let name = format!("{slug}-latency-{}.png", r.arm.slug());
-        let title = format!(
-            "{} {}: latency percentiles per 5-s window",
-            slug.to_uppercase(),
-            r.arm.slug()
-        );
-        line_chart(
-            &dir.file(&name),
-            &Chart {
-                title: &title,
-                x_label: "time, s",
-                y_label: "ms (log)",
-                log_y: true,
-                reference: Some((opts.slo_p99_ms, "SLO")),
-            },
-            &[
-                Series::new(
-                    "p50",
-                    r.windows
-                        .iter()
-                        .filter_map(|w| w.p50.map(|v| (w.t, v)))
-                        .collect(),
-                ),
-                Series::new(
-                    "p95",
-                    r.windows
-                        .iter()
-                        .filter_map(|w| w.p95.map(|v| (w.t, v)))
-                        .collect(),
-                ),
-                Series::new(
-                    "p99",
-                    r.windows
-                        .iter()
-                        .filter_map(|w| w.p99.map(|v| (w.t, v)))
-                        .collect(),
-                ),
-            ],
-        )?;
-        let _ = writeln!(md, "![{}]({name})\n", r.arm.slug());
-    }
-    Ok((md, table))
+    let pods: Vec<Vec<String>> = r
+        .pods
+        .iter()
+        .map(|p| {
+            head(vec![
+                format!("{:.0}", p.t),
+                p.pod.clone(),
+                p.app.clone(),
+                p.phase.clone(),
+                opt(p.metrics_m, 0),
+                opt(p.cgroup_m, 0),
+                opt(p.throttled_ms, 1),
+            ])
+        })
+        .collect();
+    append_csv_rows(&dir.file(&format!("{slug}-pods.csv")), PODS_HEADER, &pods)
 }
 
 #[cfg(test)]
@@ -1224,7 +1473,7 @@ mod tests {
 
     #[test]
     fn slo_counts_slow_and_failing_windows() {
-        let mut r = ArmResult::skipped(Arm::Hpa, String::new());
+        let mut r = ArmResult::empty(Arm::Hpa);
         r.windows = vec![
             w(500, 0, Some(3.0)),
             w(500, 0, Some(80.0)),
@@ -1239,7 +1488,7 @@ mod tests {
 
     #[test]
     fn the_plan_has_a_spike() {
-        let o = Options::new(Scenario::Starvation, true, None, 50.0, 2);
+        let o = Options::new(Scenario::Starvation, true, None, 50.0, 2, None, Some(1));
         let s = o.plan().schedule();
         let per_s = |a: u64, b: u64| {
             s.iter()
@@ -1247,7 +1496,7 @@ mod tests {
                 .count() as f64
                 / (b - a) as f64
         };
-        assert!((per_s(0, 12) - o.base_rate).abs() < 1.0);
-        assert!((per_s(12, 18) - o.spike_rate).abs() < 1.0);
+        assert!((per_s(0, 10) - o.base_rate).abs() < 1.0);
+        assert!((per_s(10, 15) - o.spike_rate).abs() < 1.0);
     }
 }

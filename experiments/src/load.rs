@@ -173,6 +173,11 @@ pub async fn run(addr: SocketAddr, plan: &Plan) -> anyhow::Result<Report> {
                 let _ = total.record(us);
             }
             Outcome::Timeout => {
+                // A request that got no answer counts as the timeout in the percentiles (it
+                // took at least that long), not only in the error count.
+                let us = (plan.timeout.as_micros() as u64).clamp(1, 120_000_000);
+                let _ = w.latency_us.record(us);
+                let _ = total.record(us);
                 w.timeouts += 1;
                 w.errors += 1;
                 errors += 1;
@@ -285,5 +290,32 @@ mod tests {
         let r = run(addr, &plan(&[(0, 50.0)], 1)).await.expect("run");
         assert_eq!((r.sent, r.errors), (50, 0));
         assert_eq!(r.total.len(), 50);
+    }
+
+    #[tokio::test]
+    async fn a_request_without_an_answer_counts_as_the_timeout_in_the_percentiles() {
+        // A server that accepts and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                open.push(s);
+            }
+        });
+        let mut p = plan(&[(0, 5.0)], 1);
+        p.timeout = Duration::from_millis(300);
+        let r = run(addr, &p).await.expect("run");
+        held.abort();
+        assert_eq!((r.sent, r.errors), (5, 5));
+        assert_eq!(
+            r.total.len(),
+            5,
+            "every timed-out request is in the histogram"
+        );
+        let p99_ms = r.total.value_at_quantile(0.99) as f64 / 1000.0;
+        assert!((299.0..=301.0).contains(&p99_ms), "p99 {p99_ms} ms");
     }
 }

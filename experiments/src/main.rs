@@ -1,7 +1,7 @@
 //! burst-scaler's experiment harness. See `experiments/README.md`.
 //!
 //!   experiments run e0|e1|e2|all [--quick]   run a suite, write experiments/results/<stamp>-<suite>/
-//!   experiments run e1 --resume DIR          carry on with an interrupted E1 in DIR
+//!   experiments run e1|e2|e2b --resume DIR   carry on with an interrupted run in DIR
 //!   experiments report [DIR...]              regenerate the README tables and plots from the CSVs
 //!   experiments serve ...                    the latency-sensitive service (runs in the web image)
 //!   experiments calibrate --cost-ms 2        iterations of work per request on this machine
@@ -15,6 +15,7 @@ mod e1_analysis;
 mod e1_cgroup;
 mod e1_plan;
 mod e2;
+mod e2_data;
 mod host;
 mod load;
 mod plot;
@@ -39,10 +40,14 @@ use crate::report::{
 };
 use crate::workload::Profile;
 
-/// The suites whose tables `experiments report` regenerates from their CSVs. E0 and E2 join
-/// by implementing `report::SuiteReport`.
+/// The suites whose tables `experiments report` regenerates from their CSVs. E0 and the
+/// agent's join by implementing `report::SuiteReport`.
 fn reporters() -> Vec<&'static dyn SuiteReport> {
-    vec![&e1_analysis::E1Report]
+    vec![
+        &e1_analysis::E1Report,
+        &e2_data::E2_REPORT,
+        &e2_data::E2B_REPORT,
+    ]
 }
 
 #[derive(Parser)]
@@ -84,18 +89,20 @@ enum Cmd {
         /// Smoke-test sizes (a ≈7 s compile, one run, short load): checks the harness, not the numbers.
         #[arg(long, env = "BSC_EXP_QUICK")]
         quick: bool,
-        /// E1 rounds = runs per point before exclusions (default 5; 1 with --quick).
+        /// Rounds = runs per point (E1, before exclusions) or per compared arm (E2: default 5,
+        /// E2b: 3, E1: 5; 1 with --quick).
         #[arg(long)]
         runs: Option<usize>,
         /// E1: rounds of the `full` profile after the main ones (≈ 30 min each; default 1, 0
         /// with --quick).
         #[arg(long)]
         full_rounds: Option<u32>,
-        /// E1: seed of the rounds' random order (default: the time; stored in e1-plan.json).
+        /// Seed of the rounds' random order (default: the time; stored in e1-plan.json and
+        /// e2-plan.json/e2b-plan.json).
         #[arg(long)]
         seed: Option<u64>,
-        /// Carry on with the run in this results directory (E1 continues its plan where it
-        /// stopped; E0 and E2 start again).
+        /// Carry on with the run in this results directory (E1, E2 and E2b continue their
+        /// plans where they stopped; E0 and the agent's start again).
         #[arg(long)]
         resume: Option<PathBuf>,
         /// Print E1's plan and how long it takes, run nothing.
@@ -244,7 +251,10 @@ fn main() -> anyhow::Result<()> {
                 return Ok(());
             }
             // A resumed run is what its plan says it is.
-            let quick = quick || resume.as_deref().is_some_and(e1::plan_is_quick);
+            let quick = quick
+                || resume
+                    .as_deref()
+                    .is_some_and(|d| e1::plan_is_quick(d) || e2::plan_is_quick(d));
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
@@ -447,8 +457,15 @@ async fn run(mut suites: Vec<Suite>, o: RunOptions) -> anyhow::Result<()> {
         );
         // Whatever happens (an error, Ctrl-C), the experiment namespaces go and a cluster this
         // run started is stopped again.
+        let args = SuiteArgs {
+            quick,
+            profile,
+            slo_ms,
+            runs,
+            seed,
+        };
         let outcome = tokio::select! {
-            r = cluster_suites(&cluster.client, &suites, &repo, &dir, quick, profile, slo_ms, &progress) => r,
+            r = cluster_suites(&cluster.client, &suites, &repo, &dir, &args, &progress) => r,
             s = interrupted() => Err(anyhow::anyhow!("interrupted ({s})")),
         };
         let finished = cluster.finish().await;
@@ -458,6 +475,25 @@ async fn run(mut suites: Vec<Suite>, o: RunOptions) -> anyhow::Result<()> {
         if write_readme {
             for (key, table) in tables {
                 update_readme(&readme, key, &stamp(&table))?;
+            }
+            // E2 and E2b: the README's tables pool every results directory in the current
+            // format, through the same code as `experiments report`.
+            for (suite, reporter) in [
+                (Suite::E2, &e2_data::E2_REPORT as &dyn SuiteReport),
+                (Suite::E2b, &e2_data::E2B_REPORT),
+            ] {
+                if suites.contains(&suite)
+                    && let Err(e) = report_command(
+                        &[reporter],
+                        &[],
+                        &results,
+                        None,
+                        Some(readme.as_path()),
+                        &ReportOptions::default(),
+                    )
+                {
+                    deferred.push(format!("{}: README not rewritten: {e:#}", reporter.key()));
+                }
             }
         }
     }
@@ -476,17 +512,33 @@ async fn run(mut suites: Vec<Suite>, o: RunOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The run's flags the cluster suites read.
+#[derive(Clone, Copy)]
+struct SuiteArgs {
+    quick: bool,
+    profile: Option<Profile>,
+    slo_ms: f64,
+    runs: Option<usize>,
+    seed: Option<u64>,
+}
+
+/// Runs the cluster suites; returns their Markdown and the README blocks written from this run
+/// alone (E0, the agent's; E2 and E2b pool their directories instead).
 async fn cluster_suites(
     client: &kube::Client,
     suites: &[Suite],
     repo: &std::path::Path,
     dir: &RunDir,
-    quick: bool,
-    profile: Option<Profile>,
-    slo_ms: f64,
+    a: &SuiteArgs,
     progress: &Progress,
 ) -> anyhow::Result<(String, Vec<(&'static str, String)>)> {
+    let SuiteArgs {
+        quick,
+        profile,
+        slo_ms,
+        runs,
+        seed,
+    } = *a;
     cluster::delete_experiment_namespaces(client, true).await?;
     progress.say("building/importing the compile and web images (cached)");
     let repo = repo.to_path_buf();
@@ -510,16 +562,15 @@ async fn cluster_suites(
         (Suite::E2b, e2::Scenario::LimitBound),
     ] {
         if suites.contains(&suite) {
-            let (m, t) = e2::run(
+            let m = e2::run(
                 client,
                 dir,
-                &e2::Options::new(scenario, quick, profile, slo_ms, cores()),
+                &e2::Options::new(scenario, quick, profile, slo_ms, cores(), runs, seed),
                 &images,
                 progress,
             )
             .await?;
             md.push_str(&m);
-            tables.push((scenario.slug(), t));
         }
     }
     if suites.contains(&Suite::Agent) {

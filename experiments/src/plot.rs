@@ -56,6 +56,8 @@ pub struct Chart<'a> {
     pub log_y: bool,
     /// Horizontal reference line (e.g. the SLO or efficiency 1.0).
     pub reference: Option<(f64, &'a str)>,
+    /// Shaded periods along x (from, to, label), e.g. the spike and the compile.
+    pub spans: &'a [(f64, f64, &'a str)],
 }
 
 const COLORS: [RGBColor; 6] = [
@@ -105,13 +107,25 @@ pub fn line_chart(path: &Path, chart: &Chart<'_>, series: &[Series]) -> anyhow::
         .x_label_area_size(45)
         .y_label_area_size(70);
     macro_rules! draw {
-        ($chart:expr) => {{
+        ($chart:expr, $ylo:expr, $yhi:expr) => {{
             let mut c = $chart;
             c.configure_mesh()
                 .x_desc(chart.x_label)
                 .y_desc(chart.y_label)
                 .draw()
                 .map_err(|e| err(&e))?;
+            for (i, &(a, b, label)) in chart.spans.iter().enumerate() {
+                let shade = [RGBColor(120, 120, 120), RGBColor(230, 160, 40)][i % 2];
+                c.draw_series(std::iter::once(Rectangle::new(
+                    [(a.max(x0), $ylo), (b.min(x1), $yhi)],
+                    shade.mix(0.15).filled(),
+                )))
+                .map_err(|e| err(&e))?
+                .label(label)
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 20, y + 5)], shade.mix(0.3).filled())
+                });
+            }
             if let Some((r, label)) = chart.reference {
                 c.draw_series(LineSeries::new(
                     [(x0, r), (x1, r)],
@@ -156,13 +170,18 @@ pub fn line_chart(path: &Path, chart: &Chart<'_>, series: &[Series]) -> anyhow::
         draw!(
             builder
                 .build_cartesian_2d(x0..x1, (lo..hi).log_scale())
-                .map_err(|e| err(&e))?
+                .map_err(|e| err(&e))?,
+            lo,
+            hi
         );
     } else {
+        let (lo, hi) = ((y0 - pad).min(0.0), y1 + pad);
         draw!(
             builder
-                .build_cartesian_2d(x0..x1, (y0 - pad).min(0.0)..(y1 + pad))
-                .map_err(|e| err(&e))?
+                .build_cartesian_2d(x0..x1, lo..hi)
+                .map_err(|e| err(&e))?,
+            lo,
+            hi
         );
     }
     root.present().map_err(|e| err(&e)).context("write PNG")?;

@@ -77,6 +77,12 @@ pub fn to_csv(header: &[&str], rows: &[Vec<String>]) -> String {
 /// refusing a file whose header is another one (an older format). The row is flushed to disk
 /// before this returns: a crash afterwards loses nothing of it.
 pub fn append_csv_row(path: &Path, header: &[&str], row: &[String]) -> anyhow::Result<()> {
+    append_csv_rows(path, header, &[row.to_vec()])
+}
+
+/// [`append_csv_row`] for several rows at once (one write, one flush; the header alone when
+/// there are none, so that the file exists).
+pub fn append_csv_rows(path: &Path, header: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()> {
     let existing = match fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -99,7 +105,9 @@ pub fn append_csv_row(path: &Path, header: &[&str], row: &[String]) -> anyhow::R
             text.push('\n');
         }
     }
-    text.push_str(&csv_line(row));
+    for row in rows {
+        text.push_str(&csv_line(row));
+    }
     let mut f = fs::OpenOptions::new()
         .create(true)
         .append(true)
