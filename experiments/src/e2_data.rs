@@ -878,7 +878,10 @@ mod tests {
             .map(|i| row(i, Arm::Hpa, f64::from(i) * 5.0, (4, 4)))
             .collect();
         let t = table(&rows);
-        let line = t.lines().find(|l| l.starts_with("| hpa ")).expect("hpa row");
+        let line = t
+            .lines()
+            .find(|l| l.starts_with("| hpa "))
+            .expect("hpa row");
         assert!(line.starts_with("| hpa | 5 | 15 ["), "{line}");
         assert_eq!(t.lines().count(), 3);
     }
