@@ -302,6 +302,32 @@ pub async fn pod_logs(client: &Client, ns: &str, pod: &str) -> Option<String> {
         .ok()
 }
 
+/// A pod's `app` label ("" without one).
+pub fn app_of(p: &Pod) -> String {
+    p.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("app").cloned())
+        .unwrap_or_default()
+}
+
+/// A pod's UID and its first container's ID (what its cgroups are named after).
+pub fn pod_and_container(p: &Pod) -> Option<(String, String)> {
+    let uid = p.metadata.uid.clone()?;
+    let id = p
+        .status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .first()?
+        .container_id
+        .as_deref()?
+        .split("://")
+        .nth(1)?
+        .to_string();
+    Some((uid, id))
+}
+
 /// One pod at one sample.
 #[derive(Clone, Debug)]
 pub struct PodSample {
@@ -398,12 +424,7 @@ impl Sampler {
         for p in pods.items {
             let name = p.metadata.name.clone().unwrap_or_default();
             let uid = p.metadata.uid.clone().unwrap_or_default();
-            let app = p
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get("app").cloned())
-                .unwrap_or_default();
+            let app = app_of(&p);
             let phase = p
                 .status
                 .as_ref()
@@ -412,16 +433,8 @@ impl Sampler {
             let (mut cgroup_m, mut throttled_ms) = (None, None);
             // The container's cgroup (the node agent throttles there; the pod level keeps the
             // spec's quota so that a restarted container can start).
-            let container = p
-                .status
-                .as_ref()
-                .and_then(|s| s.container_statuses.as_ref())
-                .and_then(|cs| cs.first())
-                .and_then(|c| c.container_id.as_deref())
-                .and_then(|id| id.split("://").nth(1))
-                .map(str::to_string);
             let limits = pod_cgroup(&uid)
-                .zip(container)
+                .zip(pod_and_container(&p).map(|(_, id)| id))
                 .and_then(|(pc, id)| pc.child(&id).limits().ok());
             let mut pressure_ms = None;
             if let Some(total) = pod_cgroup(&uid).and_then(|c| c.pressure_some_us()) {

@@ -773,14 +773,7 @@ pub(crate) async fn uninstall(
                 progress.say(format!(
                     "warning: BurstScaler {ns}/{name} still there 60 s after deletion: removing its finalizer"
                 ));
-                let patch = serde_json::json!({"metadata": {"finalizers": null}});
-                let _ = api
-                    .patch(
-                        &name,
-                        &kube::api::PatchParams::default(),
-                        &kube::api::Patch::Merge(patch),
-                    )
-                    .await;
+                drop_finalizers(&api, &name).await;
             }
             break;
         }
@@ -833,16 +826,21 @@ pub(crate) async fn uninstall_releases(client: &Client, ns: &str) -> anyhow::Res
             "{ns}: BurstScaler {name} has no controller left: removing its finalizer"
         ));
         let _ = api.delete(&name, &kube::api::DeleteParams::default()).await;
-        let patch = serde_json::json!({"metadata": {"finalizers": null}});
-        let _ = api
-            .patch(
-                &name,
-                &kube::api::PatchParams::default(),
-                &kube::api::Patch::Merge(patch),
-            )
-            .await;
+        drop_finalizers(&api, &name).await;
     }
     Ok(())
+}
+
+/// Removes a BurstScaler's finalizers (its controller is gone or stuck), best effort.
+async fn drop_finalizers(api: &Api<burst_scaler::api::BurstScaler>, name: &str) {
+    let patch = serde_json::json!({"metadata": {"finalizers": null}});
+    let _ = api
+        .patch(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(patch),
+        )
+        .await;
 }
 
 /// Installs (or updates) burst-scaler's CRDs from the Rust types, as the README's
@@ -937,7 +935,7 @@ async fn oracle_split(client: &Client, ns: &str, at: Instant) -> anyhow::Result<
         .list(&kube::api::ListParams::default().labels("app=web"))
         .await?;
     let mut set = 0;
-    for (uid, container) in pods.items.iter().filter_map(pod_and_container) {
+    for (uid, container) in pods.items.iter().filter_map(cluster::pod_and_container) {
         let Some(pod) = pod_cgroup(&uid) else {
             continue;
         };
@@ -963,23 +961,6 @@ fn write_cpu(cg: &CgroupPaths, shares: u64, quota_us: i64) -> anyhow::Result<()>
             .with_context(|| format!("oracle: write {value} to {}", path.display()))?;
     }
     Ok(())
-}
-
-/// A pod's UID and its first container's ID (what its cgroups are named after).
-fn pod_and_container(p: &k8s_openapi::api::core::v1::Pod) -> Option<(String, String)> {
-    let uid = p.metadata.uid.clone()?;
-    let id = p
-        .status
-        .as_ref()?
-        .container_statuses
-        .as_ref()?
-        .first()?
-        .container_id
-        .as_deref()?
-        .split("://")
-        .nth(1)?
-        .to_string();
-    Some((uid, id))
 }
 
 /// A container [`watch_first_change`] follows: its label, cgroup, and limits when first seen.
@@ -1011,14 +992,9 @@ async fn watch_first_change(
         if Instant::now() >= next_list {
             if let Ok(list) = api.list(&kube::api::ListParams::default()).await {
                 for p in &list.items {
-                    let app = p
-                        .metadata
-                        .labels
-                        .as_ref()
-                        .and_then(|l| l.get("app").cloned())
-                        .unwrap_or_default();
+                    let app = cluster::app_of(p);
                     let wanted = app == "compile" || (app == "web" && !web_listed);
-                    let Some((uid, id)) = pod_and_container(p).filter(|_| wanted) else {
+                    let Some((uid, id)) = cluster::pod_and_container(p).filter(|_| wanted) else {
                         continue;
                     };
                     if watched.contains_key(&id) {
