@@ -303,6 +303,8 @@ fn every_optional_field_can_be_set_alone() {
         ls(serde_json::json!({"latencySensitive": {"burstSamples": 2}})),
         ls(serde_json::json!({"latencySensitive": {"requestPolicy": "LimitOnly"}})),
         ls(serde_json::json!({"latencySensitive": {"signals": {"cpuPressurePercent": 20}}})),
+        ls(serde_json::json!({"latencySensitive": {"signals": {"yieldPressurePercent": 60}}})),
+        ls(serde_json::json!({"latencySensitive": {"signals": {"cpuPressurePercent": 50}}})),
         ls(serde_json::json!({"latencySensitive": {"signals": {"throttledPercent": 30}}})),
         ls(serde_json::json!({"latencySensitive": {"signals": {"forSeconds": 5}}})),
         ls(serde_json::json!({"recommendation": {"percentile": 95}})),
@@ -336,6 +338,9 @@ fn every_optional_field_can_be_set_alone() {
         }
         if !set("/latencySensitive/signals/forSeconds") {
             assert_eq!(v.latency.signals.for_seconds, 3);
+        }
+        if !set("/latencySensitive/signals/yieldPressurePercent") {
+            assert_eq!(v.latency.signals.yield_pressure_percent, 40);
         }
         if !set("/batch/borrow/headroomPercent") {
             assert_eq!(v.borrow.headroom_percent, 10);

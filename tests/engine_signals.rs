@@ -66,17 +66,41 @@ fn starvation_raises_the_weight_first_and_only_then_throttles_batch() {
     assert!(!d.pods[1].action.changes(), "batch waits: {:?}", d.pods[1]);
     apply(&mut n, &d, at(3));
 
-    // Pressure persists 3 s after the raise: the compile yields (web needs its whole limit:
-    // allowance 1900 - 1000 = 900m).
-    for t in 4..=6 {
+    // With the weight at its limit, 25 % pressure (the wake-up wait a raised weight leaves)
+    // for 3 s and more: below yieldPressurePercent (40 %), the compile keeps its CPU, and web
+    // says why.
+    let sample = |n: &mut NodeInput, t: i64, web_pressure: u16| {
         for p in &mut n.pods {
             let c = &mut p.containers[0];
             let u = if p.name == "web" { 400 } else { 1500 };
-            let pr = if p.name == "web" { 250 } else { 0 };
+            let pr = if p.name == "web" { web_pressure } else { 0 };
             c.samples.extend(signal_series(at(t), 1, &[(u, 0, pr)]));
         }
+    };
+    for t in 4..=9 {
+        sample(&mut n, t, 250);
         let d = decide(&n, &agent_config(), at(t));
-        if t < 6 {
+        assert!(!d.pods[0].action.changes(), "t={t}: {:?}", d.pods[0]);
+        assert!(!d.pods[1].action.changes(), "t={t}: {:?}", d.pods[1]);
+        if t >= 6 {
+            assert_eq!(
+                d.pods[0].reason,
+                format!(
+                    "web/main: CPU pressure 25% ≥ 10% for {}s with its weight at its limit 1000m, below yieldPressurePercent 40%: batch pods keep their CPU",
+                    t - 3
+                ),
+                "t={t}"
+            );
+        }
+    }
+
+    // Pressure at 50 % for 3 s with the weight at its limit: the shares did not end the
+    // starvation, so the compile yields (web needs its whole limit: allowance 1900 - 1000 =
+    // 900m).
+    for t in 10..=12 {
+        sample(&mut n, t, 500);
+        let d = decide(&n, &agent_config(), at(t));
+        if t < 12 {
             assert!(!d.pods[1].action.changes(), "t={t}: {:?}", d.pods[1]);
             continue;
         }
@@ -85,11 +109,67 @@ fn starvation_raises_the_weight_first_and_only_then_throttles_batch() {
         assert_eq!(c.changes[0].to.limit, Some(MilliCpu(900)));
         assert!(
             c.reason.contains(
-                "web/main: CPU pressure 25% ≥ 10% for 3s with its weight at its limit 1000m"
+                "web/main: CPU pressure 50% ≥ 40% for 3s with its weight at its limit 1000m"
             ),
             "the throttle names the signal: {}",
             c.reason
         );
+    }
+}
+
+/// `yieldPressurePercent` below `cpuPressurePercent` counts as `cpuPressurePercent`: with both
+/// at 10 %, any pressure that raised the weight makes batch yield once the weight is there.
+#[test]
+fn a_yield_threshold_below_the_pressure_threshold_counts_as_it() {
+    let mut n = starving(3, &[(180, 0, 400); 3], Actuator::NodeAgent);
+    for p in &mut n.pods {
+        std::sync::Arc::make_mut(&mut p.policy)
+            .latency
+            .signals
+            .yield_pressure_percent = 1;
+    }
+    let d = decide(&n, &agent_config(), at(3));
+    assert_eq!(d.pods[0].action, Action::ScaleUp, "{:?}", d.pods[0]);
+    apply(&mut n, &d, at(3));
+    for t in 4..=6 {
+        for p in &mut n.pods {
+            let c = &mut p.containers[0];
+            let (u, pr) = if p.name == "web" {
+                (400, 50)
+            } else {
+                (1500, 0)
+            };
+            c.samples.extend(signal_series(at(t), 1, &[(u, 0, pr)]));
+        }
+        let d = decide(&n, &agent_config(), at(t));
+        if t < 6 {
+            assert!(!d.pods[1].action.changes(), "t={t}: {:?}", d.pods[1]);
+        } else {
+            // 5 % pressure: below both thresholds, nothing.
+            assert!(!d.pods[1].action.changes(), "{:?}", d.pods[1]);
+        }
+    }
+    for t in 7..=9 {
+        for p in &mut n.pods {
+            let c = &mut p.containers[0];
+            let (u, pr) = if p.name == "web" {
+                (400, 120)
+            } else {
+                (1500, 0)
+            };
+            c.samples.extend(signal_series(at(t), 1, &[(u, 0, pr)]));
+        }
+        let d = decide(&n, &agent_config(), at(t));
+        if t == 9 {
+            let c = &d.pods[1];
+            assert_eq!(c.action, Action::Throttle, "{c:?}");
+            assert!(
+                c.reason
+                    .contains("CPU pressure 12% ≥ 10% for 3s with its weight at its limit"),
+                "{}",
+                c.reason
+            );
+        }
     }
 }
 
@@ -332,7 +412,9 @@ fn a_throttle_that_relieved_starvation_is_held_until_the_service_uses_less() {
         let busy = t <= 60;
         let starved = busy && compile_limit > 900;
         let (web_use, web_pressure) = match (busy, starved) {
-            (true, true) => (400, 250),
+            // One busy thread given 400m of the 1000m it would use waits the rest of the
+            // time: well above yieldPressurePercent.
+            (true, true) => (400, 600),
             (true, false) => (1000, 0),
             (false, _) => (100, 0),
         };

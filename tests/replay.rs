@@ -150,7 +150,7 @@ fn starvation_trace_raises_the_weight_then_throttles_and_gives_everything_back()
     assert!(ok, "{err}");
     let want = [
         "t=   12s  ScaleUp   web-5d8f/web: CPU pressure 60% ≥ 10% for 3s, not throttled: starved by CPU shares → weight 100m → 1000m (its limit)",
-        "t=   15s  Throttle  compile-9xk2/cc: throttled 2000m → 900m (floor 600m, priority 0): latency-sensitive pods need 1000m (web-5d8f/web: CPU pressure 30% ≥ 10% for 3s with its weight at its limit 1000m)",
+        "t=   15s  Throttle  compile-9xk2/cc: throttled 2000m → 900m (floor 600m, priority 0): latency-sensitive pods need 1000m (web-5d8f/web: CPU pressure 50% ≥ 40% for 3s with its weight at its limit 1000m)",
         // While web's weight is still raised, what web uses stays web's: the compile gets
         // back only what the allowance leaves (1700m) ...
         "t=   41s  Release   compile-9xk2/cc: no latency-sensitive pressure on the node, 800m of headroom under the batch allowance 1700m → limit 900m → 1100m (original 2000m)",

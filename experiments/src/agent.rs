@@ -13,7 +13,9 @@
 //!   PSI (`cpu.pressure` in the unified hierarchy), its `cpu.shares` and the batch container's
 //!   `cpu.cfs_quota_us`: onset = the first 100 ms in which the service's tasks waited ≥ 10 % of
 //!   the time (the engine's default `cpuPressurePercent`), then the times the weight and the
-//!   quota were written, as the kernel's files show them.
+//!   quota were written, as the kernel's files show them. The service's BurstScaler sets
+//!   `yieldPressurePercent` to 10 % too, so that the quota follows whatever pressure the
+//!   raised weight leaves (by default, 40 %).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -191,7 +193,10 @@ async fn measure(
                     "api",
                     json!({"selector": {"matchLabels": {"role": "api"}}, "role": "LatencySensitive",
                         "cpu": {"min": "100m", "max": "1500m"}, "mode": "Auto",
-                        "latencySensitive": {"signals": {"forSeconds": fs}}}),
+                        // yieldPressurePercent at cpuPressurePercent: the trial times the
+                        // whole chain (weight, then quota) whatever pressure the raised weight
+                        // leaves the one busy thread.
+                        "latencySensitive": {"signals": {"forSeconds": fs, "yieldPressurePercent": 10}}}),
                 ),
                 (
                     "compile",

@@ -246,7 +246,7 @@ impl Options {
         format!(
             "scenario={} quick={} profile={} jobs={} web={} compile={} load_s={} base_rate={} \
              spike_rate={} spike_from_s={} spike_len_s={} compile_at_s={} cost_ms={} timeout_s={} \
-             window_s={} slo_ms={}",
+             window_s={} slo_ms={} {}",
             self.scenario.slug(),
             self.quick,
             self.profile.make_command(self.jobs).replace(' ', "_"),
@@ -263,6 +263,7 @@ impl Options {
             self.timeout.as_secs(),
             self.window.as_secs(),
             self.slo_p99_ms,
+            engine_defaults(),
         )
     }
 
@@ -1432,6 +1433,16 @@ fn append_arm(dir: &RunDir, slug: &str, round: u32, r: &ArmResult) -> anyhow::Re
         })
         .collect();
     append_csv_rows(&dir.file(&format!("{slug}-pods.csv")), PODS_HEADER, &pods)
+}
+
+/// The engine's default node-signal thresholds, which the arms' BurstScalers do not spell out:
+/// runs made with other defaults are a different configuration and are not pooled.
+fn engine_defaults() -> String {
+    let s = burst_scaler::api::SignalPolicy::default();
+    format!(
+        "signals=pressure{}/yield{}/throttled{}/for{}s",
+        s.cpu_pressure_percent, s.yield_pressure_percent, s.throttled_percent, s.for_seconds
+    )
 }
 
 #[cfg(test)]

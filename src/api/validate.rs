@@ -219,6 +219,12 @@ pub fn validate(spec: &BurstScalerSpec) -> Result<ValidatedSpec, Vec<FieldError>
             100,
         );
         range(
+            "spec.latencySensitive.signals.yieldPressurePercent",
+            sig.yield_pressure_percent,
+            1,
+            100,
+        );
+        range(
             "spec.latencySensitive.signals.throttledPercent",
             sig.throttled_percent,
             1,

@@ -574,10 +574,16 @@ fn propose_latency(a: &Assessed<'_>, config: &EngineConfig, now: Timestamp) -> L
 
         // c. Starved by CPU shares: runnable but waiting, without being throttled. Raise the
         //    weight first (to the limit: beyond it the container could not use the share);
-        //    only if the pressure persists after that does the node press on batch pods.
+        //    only if, with the weight at its limit, the pressure stays at or above
+        //    `yieldPressurePercent` does the node press on batch pods. A raised weight leaves
+        //    some wake-up wait (E2: 15–25 % at a p99 of 10 ms), which throttling batch pods
+        //    would buy back only at a large cost to them.
         if let Some(seen) = held(pressure_of, signals.cpu_pressure_percent, "CPU pressure") {
             let weight = weight_of(c);
             let cap = limit.min(policy.max.max(weight));
+            let yield_at = signals
+                .yield_pressure_percent
+                .max(signals.cpu_pressure_percent);
             // Within 1m of the cap counts as at it: the kernel's shares and the resize path's
             // request (kept just below a Burstable limit) round it.
             if weight.0 + 1 < cap.0 {
@@ -585,10 +591,14 @@ fn propose_latency(a: &Assessed<'_>, config: &EngineConfig, now: Timestamp) -> L
                 p.reasons[i] = format!(
                     "{who}: {seen}, not throttled: starved by CPU shares → weight {weight} → {cap} (its limit)"
                 );
-            } else {
-                let why = format!("{who}: {seen} with its weight at its limit {cap}");
+            } else if let Some(hard) = held(pressure_of, yield_at, "CPU pressure") {
+                let why = format!("{who}: {hard} with its weight at its limit {cap}");
                 p.reasons[i] = format!("{why}: batch pods yield");
                 p.pressed[i] = Some(why);
+            } else {
+                p.reasons[i] = format!(
+                    "{who}: {seen} with its weight at its limit {cap}, below yieldPressurePercent {yield_at}%: batch pods keep their CPU"
+                );
             }
             continue;
         }
