@@ -509,6 +509,53 @@ mod tests {
         assert!(original_of(&pod).expect("valid").is_some());
     }
 
+    /// Within the bound the engine's arithmetic holds: originals of 10000 cores, with usage
+    /// history, in both roles (above it, `decide()` overflowed, e.g. `request × limit` when
+    /// scaling down and `orig × step` when releasing a throttle — a panic in debug builds).
+    #[test]
+    fn originals_at_the_bound_do_not_overflow_the_engine() {
+        let max = crate::quantity::MAX_MILLICORES;
+        let batch = json!({"role": "Batch", "cpu": {"min": "100m", "max": "2"},
+            "batch": {"floor": "100m", "borrow": {"enabled": true}}});
+        for (req, lim) in [(100, max), (max, max), (max, 100)] {
+            for (extra, usage) in [(json!({}), 10), (json!({}), 490), (batch.clone(), 10)] {
+                let mut pod = (*mk_pod("web-1", json!({"app": "web"}), "250m", "500m")).clone();
+                pod.metadata.annotations = Some(
+                    [(
+                        ORIGINAL_RESOURCES_ANNOTATION.to_string(),
+                        format!(
+                            r#"{{"containers":{{"main":{{"request":{req},"limit":{lim}}}}},"lastChange":"2020-01-01T00:00:00Z"}}"#
+                        ),
+                    )]
+                    .into(),
+                );
+                let mut book = UsageBook::default();
+                let t0 = Timestamp::now();
+                for i in 0..40 {
+                    let t = t0 + jiff::SignedDuration::from_secs(15 * i);
+                    book.add("default/web-1", "main", t, MilliCpu(usage), Some(3600));
+                }
+                let plan = build(
+                    &[mk_scaler("web", "web", extra.clone())],
+                    &[Arc::new(pod)],
+                    &[mk_node()],
+                    &[],
+                    &book,
+                    MilliCpu(100),
+                );
+                assert!(plan.bad_pods.is_empty(), "{:?}", plan.bad_pods);
+                assert_eq!(plan.nodes[0].pods.len(), 1);
+                let now = t0 + jiff::SignedDuration::from_secs(15 * 40);
+                let d = crate::engine::decide(
+                    &plan.nodes[0],
+                    &crate::engine::EngineConfig::default(),
+                    now,
+                );
+                assert_eq!(d.pods.len(), 1, "{req} {lim} {usage} {extra}");
+            }
+        }
+    }
+
     #[test]
     fn two_scalers_on_one_pod_both_conflict_and_the_pod_is_left_alone() {
         let plan = run(
