@@ -5,7 +5,8 @@
 //! `tests/invalid/*.yaml` (invalid BurstScalers, also checked offline by `tests/crd.rs`) and
 //! `tests/corpus/*.yaml` (inputs that are not invalid BurstScaler objects: unknown fields, pods
 //! that do not exist, overlaps, pods with a malformed burst-scaler annotation). Outcomes:
-//! - `refused`: `kubectl apply` exits non-zero, its stderr names the field, nothing is stored;
+//! - `refused`: `kubectl apply` exits non-zero, its stderr names the field (`# field:`, or
+//!   `# stderr-field:` where the server names it otherwise) and `# expect:`, nothing is stored;
 //! - `ready-false`: stored; the controller reports `Ready=False` (`InvalidSpec`, or
 //!   `# reason:`) with validate()'s `field: message`;
 //! - `ready-true`: stored and valid: `Ready=True` (its message contains `# expect:`);
@@ -109,6 +110,10 @@ struct Case {
     message: String,
     /// Extra text the outcome must show (stderr, condition message or Event note).
     expect: Option<String>,
+    /// For `refused`: how the refusal names the field when it differs from `# field:` (the
+    /// 1.20 API server names a list, `spec.containers`, for a pattern or length error of one
+    /// of its items).
+    stderr_field: Option<String>,
     /// For `ready-false`: the condition's reason (default `InvalidSpec`).
     reason: Option<String>,
     /// For `pruned`: the dotted path that must be absent from the stored object.
@@ -165,6 +170,7 @@ fn load_cases(ns: &str) -> Vec<Case> {
                 expect: header(&text, "expect"),
                 pruned: header(&text, "pruned"),
                 reason: header(&text, "reason"),
+                stderr_field: header(&text, "stderr-field"),
                 objects,
                 kubectl_flags: header(&text, "kubectl")
                     .map(|f| f.split_whitespace().map(String::from).collect())
@@ -270,8 +276,9 @@ fn check(case: &Case, applied: &Applied, seen: &Observed) -> Result<(), String> 
                 return Err(format!("accepted ({})", ready_of(name)));
             }
             let mut want = vec![];
-            if !case.field.is_empty() {
-                want.push(case.field.clone());
+            let field = case.stderr_field.as_ref().unwrap_or(&case.field);
+            if !field.is_empty() {
+                want.push(field.clone());
             }
             want.extend(case.expect.clone());
             if let Some(w) = want.iter().find(|w| !applied.stderr.contains(w.as_str())) {
