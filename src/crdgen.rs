@@ -8,7 +8,32 @@ use crate::api::{BurstScaler, BurstScalerNode};
 
 /// Every CRD of the project.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![BurstScaler::crd(), BurstScalerNode::crd()]
+    vec![burst_scaler_crd(), BurstScalerNode::crd()]
+}
+
+/// The BurstScaler CRD. `spec.batch` and `spec.latencySensitive` are not nullable: a null
+/// block means an absent one, and API servers (≥ 1.20) drop a null of a non-nullable field
+/// before validation, so the CEL rules (which test `has(...)`) and the controller see the same
+/// absent block. Kept nullable (what the derive makes of an `Option`), `batch: null` reached
+/// the rules as a present block (found by the bad-input corpus, issue 15: the rule
+/// evaluation failed on `self.batch.floor` instead of reporting the rule's message).
+pub fn burst_scaler_crd() -> CustomResourceDefinition {
+    let mut crd = BurstScaler::crd();
+    for v in &mut crd.spec.versions {
+        let mut spec = v
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+            .and_then(|s| s.properties.as_mut())
+            .and_then(|p| p.get_mut("spec"))
+            .and_then(|s| s.properties.as_mut());
+        for block in ["batch", "latencySensitive"] {
+            if let Some(b) = spec.as_mut().and_then(|p| p.get_mut(block)) {
+                b.nullable = None;
+            }
+        }
+    }
+    crd
 }
 
 /// All CRDs as one multi-document YAML stream, exactly as committed under `crds/`.

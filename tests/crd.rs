@@ -3,9 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use burst_scaler::api::{self, BurstScaler, rules};
+use burst_scaler::api::{self, rules};
 use burst_scaler::crdgen;
-use kube::CustomResourceExt;
 use serde_json::Value;
 
 fn repo(p: &str) -> PathBuf {
@@ -22,7 +21,7 @@ fn yaml_to_json(s: &str) -> Value {
 
 /// The CRD's openAPIV3Schema as JSON.
 fn schema() -> Value {
-    let crd = serde_json::to_value(BurstScaler::crd()).expect("crd to json");
+    let crd = serde_json::to_value(crdgen::burst_scaler_crd()).expect("crd to json");
     crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()
 }
 
@@ -40,6 +39,22 @@ fn committed_crd_matches_the_rust_types() {
         assert!(
             read(&chart) == generated,
             "charts/burst-scaler/crds/burstscaler.yaml is stale: run `cargo run -- crd > charts/burst-scaler/crds/burstscaler.yaml`"
+        );
+    }
+}
+
+/// `batch: null` and `latencySensitive: null` are dropped by the API server (non-nullable
+/// nulls are pruned since Kubernetes 1.20) instead of reaching the CEL rules as present blocks.
+#[test]
+fn optional_policy_blocks_are_not_nullable() {
+    let s = schema();
+    for block in ["batch", "latencySensitive"] {
+        let node = &s["properties"]["spec"]["properties"][block];
+        assert!(node.is_object(), "{block}");
+        assert_eq!(
+            node.get("nullable"),
+            None,
+            "spec.{block} must not be nullable"
         );
     }
 }
@@ -62,10 +77,38 @@ fn committed_crd_is_a_valid_crd_document() {
     assert_eq!(docs[0]["spec"]["names"]["shortNames"][0], "bsc");
 }
 
+/// What the API server does before validating (Kubernetes ≥ 1.20): a `null` of a field the
+/// schema does not mark `nullable` is dropped (then defaulted, as absent).
+fn drop_non_nullable_nulls(object: &Value, schema: &Value) -> Value {
+    match object {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(k, v)| {
+                    !(v.is_null() && schema["properties"][k.as_str()]["nullable"] != true)
+                })
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        drop_non_nullable_nulls(v, &schema["properties"][k.as_str()]),
+                    )
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|v| drop_non_nullable_nulls(v, &schema["items"]))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 /// Errors the API server would report from the structural schema (types, enums, ranges,
 /// patterns), approximated with a JSON-schema validator, as dotted field paths.
 fn schema_errors(object: &Value) -> Vec<String> {
     let validator = jsonschema::validator_for(&schema()).expect("schema compiles");
+    let object = &drop_non_nullable_nulls(object, &schema());
     validator
         .iter_errors(object)
         .map(|e| {
@@ -91,6 +134,7 @@ fn schema_errors(object: &Value) -> Vec<String> {
 /// Messages of the CRD's CEL rules that fail on `object`, evaluated by a real CEL
 /// implementation of the Kubernetes libraries (kube-cel), after schema defaulting.
 fn cel_errors(object: &Value) -> Vec<String> {
+    let object = &drop_non_nullable_nulls(object, &schema());
     match kube_cel::Validator::new().validate(&schema(), object, None) {
         Ok(()) => vec![],
         Err(errs) => errs.iter().map(|e| e.message.clone()).collect(),
@@ -103,6 +147,13 @@ struct Sample {
     field: String,
     message: String,
     cel_message: Option<String>,
+    /// What a Kubernetes 1.20 server (no CEL) does with it: `refused` or `ready-false`
+    /// (`tests/bad_input.rs` checks it on the local cluster).
+    on_1_20: String,
+    /// What a CEL-capable server (≥ 1.25) does with it.
+    on_1_25: String,
+    /// Why a sample behaves otherwise than its layer says (`# why:`).
+    why: Option<String>,
     object: Value,
 }
 
@@ -136,6 +187,9 @@ fn invalid_samples() -> Vec<Sample> {
             field: need("field"),
             message: need("message"),
             cel_message: header("cel-message"),
+            on_1_20: need("on-1.20"),
+            on_1_25: need("on-1.25+"),
+            why: header("why"),
             object: yaml_to_json(&text),
         });
     }
@@ -195,8 +249,49 @@ fn every_invalid_sample_is_rejected_by_the_crd() {
                 }
                 assert_eq!(node["x-kubernetes-list-type"], "set", "{}", s.name);
             }
+            "controller" => {
+                // Only validate() checks it (the CRD's schema and rules accept it): every
+                // server stores it and the controller reports it as Ready=False.
+                assert_eq!(schema_errors(&s.object), Vec::<String>::new(), "{}", s.name);
+                assert_eq!(cel_errors(&s.object), Vec::<String>::new(), "{}", s.name);
+            }
             other => panic!("{}: unknown layer {other:?}", s.name),
         }
+    }
+}
+
+/// The stated outcome on each kind of server follows from the layer that refuses the sample:
+/// the structural schema (types, ranges, patterns, list types) is enforced by every server;
+/// CEL rules only from Kubernetes 1.25 (before, the controller reports `Ready=False`); what
+/// only validate() checks is stored everywhere and reported as `Ready=False`.
+#[test]
+fn every_invalid_sample_states_its_outcome_on_each_server() {
+    let samples = invalid_samples();
+    assert!(
+        samples.len() >= 50,
+        "the bad-input corpus (issue 15) has at least 50 samples under tests/invalid, got {}",
+        samples.len()
+    );
+    for s in samples {
+        let want = match s.layer.as_str() {
+            "schema" | "listtype" => ("refused", "refused"),
+            "cel" => ("ready-false", "refused"),
+            "controller" => ("ready-false", "ready-false"),
+            other => panic!("{}: unknown layer {other:?}", s.name),
+        };
+        // The 1.20 API server refuses a few inputs the CRD accepts (an empty string as a
+        // label key, as "null"): allowed when the sample says why.
+        let quirk = s.layer == "controller" && s.on_1_20 == "refused" && s.why.is_some();
+        assert_eq!(
+            (
+                if quirk { want.0 } else { s.on_1_20.as_str() },
+                s.on_1_25.as_str()
+            ),
+            want,
+            "{}: `# on-1.20:` / `# on-1.25+:` do not follow from `# layer: {}`",
+            s.name,
+            s.layer
+        );
     }
 }
 

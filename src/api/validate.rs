@@ -79,7 +79,28 @@ pub fn validate(spec: &BurstScalerSpec) -> Result<ValidatedSpec, Vec<FieldError>
     if !labels && !exprs {
         err("spec.selector", rules::SELECTOR_NOT_EMPTY.message.into());
     }
+    // The API server checks label syntax for the selectors of its own types, not for a CRD's:
+    // a key or value that no label can have would select nothing, silently.
+    for (k, v) in spec.selector.match_labels.iter().flatten() {
+        let field = format!("spec.selector.matchLabels.{k}");
+        if let Err(why) = label_key(k) {
+            err(&field, why);
+        } else if let Err(why) = label_value(v) {
+            err(&field, why);
+        }
+    }
     for (i, e) in spec.selector.match_expressions.iter().flatten().enumerate() {
+        if let Err(why) = label_key(&e.key) {
+            err(&format!("spec.selector.matchExpressions[{i}].key"), why);
+        }
+        for (j, v) in e.values.iter().flatten().enumerate() {
+            if let Err(why) = label_value(v) {
+                err(
+                    &format!("spec.selector.matchExpressions[{i}].values[{j}]"),
+                    why,
+                );
+            }
+        }
         let field = format!("spec.selector.matchExpressions[{i}].operator");
         let needs_values = match e.operator.as_str() {
             "In" | "NotIn" => true,
@@ -306,6 +327,46 @@ pub fn validate(spec: &BurstScalerSpec) -> Result<ValidatedSpec, Vec<FieldError>
     }
 }
 
+/// A label name: at most 63 characters, alphanumerics with `-`, `_` or `.` inside.
+fn is_label_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+}
+
+/// A label key, as Kubernetes defines it: an optional DNS-1123 subdomain prefix and `/`, then a
+/// name.
+fn label_key(k: &str) -> Result<(), String> {
+    let (prefix, name) = match k.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, k),
+    };
+    let prefix_ok =
+        prefix.is_none_or(|p| p.len() <= 253 && !p.is_empty() && p.split('.').all(is_dns_label));
+    if prefix_ok && is_label_name(name) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{k:?} is not a label key (an optional DNS prefix and '/', then a name of at most 63 letters, digits, '-', '_' or '.' that starts and ends with a letter or digit)"
+        ))
+    }
+}
+
+/// A label value: empty, or a label name.
+fn label_value(v: &str) -> Result<(), String> {
+    if v.is_empty() || is_label_name(v) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{v:?} is not a label value (at most 63 letters, digits, '-', '_' or '.' that starts and ends with a letter or digit)"
+        ))
+    }
+}
+
 fn is_dns_label(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
@@ -332,4 +393,80 @@ pub fn parse(value: serde_json::Value) -> Result<super::BurstScaler, FieldError>
 pub fn parse_and_validate(value: serde_json::Value) -> Result<ValidatedSpec, Vec<FieldError>> {
     let bsc = parse(value).map_err(|e| vec![e])?;
     validate(&bsc.spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(selector: serde_json::Value) -> BurstScalerSpec {
+        serde_json::from_value(serde_json::json!({
+            "selector": selector, "role": "LatencySensitive",
+            "cpu": {"min": "100m", "max": "1"},
+        }))
+        .expect("spec")
+    }
+
+    fn fields(r: Result<ValidatedSpec, Vec<FieldError>>) -> Vec<String> {
+        r.err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e.to_string())
+            .collect()
+    }
+
+    /// Found by the bad-input corpus (issue 15): `{key: "", operator: Exists}` and label values
+    /// no label can have passed validate() (the CRD's schema only says "string"), so the
+    /// BurstScaler was Ready and selected nothing, silently.
+    #[test]
+    fn selectors_with_impossible_label_keys_or_values_are_refused() {
+        for (sel, field) in [
+            (
+                serde_json::json!({"matchExpressions": [{"key": "", "operator": "Exists"}]}),
+                "spec.selector.matchExpressions[0].key",
+            ),
+            (
+                serde_json::json!({"matchExpressions": [{"operator": "Exists"}]}),
+                "spec.selector.matchExpressions[0].key",
+            ),
+            (
+                serde_json::json!({"matchExpressions": [{"key": "app", "operator": "In", "values": ["web", "a b"]}]}),
+                "spec.selector.matchExpressions[0].values[1]",
+            ),
+            (
+                serde_json::json!({"matchLabels": {"app": "web server"}}),
+                "spec.selector.matchLabels.app",
+            ),
+            (
+                serde_json::json!({"matchLabels": {"": "web"}}),
+                "spec.selector.matchLabels.",
+            ),
+            (
+                serde_json::json!({"matchLabels": {"-app": "web"}}),
+                "spec.selector.matchLabels.-app",
+            ),
+            (
+                serde_json::json!({"matchLabels": {"Example.com/app": "web"}}),
+                "spec.selector.matchLabels.Example.com/app",
+            ),
+        ] {
+            let errs = fields(validate(&spec(sel.clone())));
+            assert!(
+                errs.iter().any(|e| e.starts_with(&format!("{field}: "))),
+                "{sel}: expected an error on {field}, got {errs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn selectors_with_the_label_syntax_kubernetes_accepts_pass() {
+        for sel in [
+            serde_json::json!({"matchLabels": {"app": "web"}}),
+            serde_json::json!({"matchLabels": {"app.kubernetes.io/name": "web_1.a-b", "tier": ""}}),
+            serde_json::json!({"matchLabels": {"example.com/App_Name": "A"}}),
+            serde_json::json!({"matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["x", "y.z"]}]}),
+        ] {
+            assert!(validate(&spec(sel.clone())).is_ok(), "{sel}");
+        }
+    }
 }

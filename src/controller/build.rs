@@ -74,14 +74,27 @@ impl From<CpuResources> for OriginalCpu {
     }
 }
 
-/// Reads a pod's annotation; `Ok(None)` when it has none.
+/// Reads a pod's annotation; `Ok(None)` when it has none. Anyone who may edit the pod can
+/// write it, so it is refused unless every value is a CPU burst-scaler could have recorded
+/// (at most [`MAX_MILLICORES`](crate::quantity::MAX_MILLICORES)): the engine's arithmetic on
+/// millicores is only overflow-free within that bound.
 pub fn original_of(pod: &Pod) -> Result<Option<OriginalResources>, String> {
-    match pod.annotations().get(ORIGINAL_RESOURCES_ANNOTATION) {
-        None => Ok(None),
-        Some(v) => serde_json::from_str(v)
-            .map(Some)
-            .map_err(|e| format!("annotation {ORIGINAL_RESOURCES_ANNOTATION} is not valid: {e}")),
+    let Some(v) = pod.annotations().get(ORIGINAL_RESOURCES_ANNOTATION) else {
+        return Ok(None);
+    };
+    let invalid =
+        |why: String| format!("annotation {ORIGINAL_RESOURCES_ANNOTATION} is not valid: {why}");
+    let orig: OriginalResources = serde_json::from_str(v).map_err(|e| invalid(e.to_string()))?;
+    for (name, c) in &orig.containers {
+        for (what, m) in [("request", c.request), ("limit", c.limit)] {
+            if let Some(m) = m.filter(|m| *m > crate::quantity::MAX_MILLICORES) {
+                return Err(invalid(format!(
+                    "container {name}: {what} {m}m is above 10000 cores"
+                )));
+            }
+        }
     }
+    Ok(Some(orig))
 }
 
 /// A BurstScaler's standing in this pass.
@@ -457,6 +470,90 @@ mod tests {
         );
         assert_eq!(node.ungoverned.len(), 1);
         assert_eq!(node.ungoverned[0].request, MilliCpu(1000));
+    }
+
+    /// Found by the bad-input corpus (issue 15): an annotation anyone may write, recording a
+    /// limit of 2^64−1 millicores, was taken as the pod's original and reached the engine,
+    /// whose arithmetic on millicores is only overflow-free up to 10000 cores.
+    #[test]
+    fn an_annotation_with_absurd_values_is_bad_pod_data_not_an_original() {
+        let mut pod = (*mk_pod("web-1", json!({"app": "web"}), "250m", "500m")).clone();
+        pod.metadata.annotations = Some(
+            [(
+                ORIGINAL_RESOURCES_ANNOTATION.to_string(),
+                r#"{"containers":{"main":{"request":100,"limit":18446744073709551615}}}"#
+                    .to_string(),
+            )]
+            .into(),
+        );
+        let err = original_of(&pod).expect_err("refused");
+        assert!(
+            err.contains("container main: limit 18446744073709551615m is above 10000 cores"),
+            "{err}"
+        );
+        let plan = run(
+            &[mk_scaler("web", "web", json!({}))],
+            &[Arc::new(pod.clone())],
+            &[],
+        );
+        assert_eq!(plan.bad_pods.len(), 1, "{:?}", plan.bad_pods);
+        assert!(plan.nodes[0].pods.is_empty());
+        // At the bound itself it is still an original.
+        pod.metadata.annotations = Some(
+            [(
+                ORIGINAL_RESOURCES_ANNOTATION.to_string(),
+                r#"{"containers":{"main":{"request":100,"limit":10000000}}}"#.to_string(),
+            )]
+            .into(),
+        );
+        assert!(original_of(&pod).expect("valid").is_some());
+    }
+
+    /// Within the bound the engine's arithmetic holds: originals of 10000 cores, with usage
+    /// history, in both roles (above it, `decide()` overflowed, e.g. `request × limit` when
+    /// scaling down and `orig × step` when releasing a throttle — a panic in debug builds).
+    #[test]
+    fn originals_at_the_bound_do_not_overflow_the_engine() {
+        let max = crate::quantity::MAX_MILLICORES;
+        let batch = json!({"role": "Batch", "cpu": {"min": "100m", "max": "2"},
+            "batch": {"floor": "100m", "borrow": {"enabled": true}}});
+        for (req, lim) in [(100, max), (max, max), (max, 100)] {
+            for (extra, usage) in [(json!({}), 10), (json!({}), 490), (batch.clone(), 10)] {
+                let mut pod = (*mk_pod("web-1", json!({"app": "web"}), "250m", "500m")).clone();
+                pod.metadata.annotations = Some(
+                    [(
+                        ORIGINAL_RESOURCES_ANNOTATION.to_string(),
+                        format!(
+                            r#"{{"containers":{{"main":{{"request":{req},"limit":{lim}}}}},"lastChange":"2020-01-01T00:00:00Z"}}"#
+                        ),
+                    )]
+                    .into(),
+                );
+                let mut book = UsageBook::default();
+                let t0 = Timestamp::now();
+                for i in 0..40 {
+                    let t = t0 + jiff::SignedDuration::from_secs(15 * i);
+                    book.add("default/web-1", "main", t, MilliCpu(usage), Some(3600));
+                }
+                let plan = build(
+                    &[mk_scaler("web", "web", extra.clone())],
+                    &[Arc::new(pod)],
+                    &[mk_node()],
+                    &[],
+                    &book,
+                    MilliCpu(100),
+                );
+                assert!(plan.bad_pods.is_empty(), "{:?}", plan.bad_pods);
+                assert_eq!(plan.nodes[0].pods.len(), 1);
+                let now = t0 + jiff::SignedDuration::from_secs(15 * 40);
+                let d = crate::engine::decide(
+                    &plan.nodes[0],
+                    &crate::engine::EngineConfig::default(),
+                    now,
+                );
+                assert_eq!(d.pods.len(), 1, "{req} {lim} {usage} {extra}");
+            }
+        }
     }
 
     #[test]
