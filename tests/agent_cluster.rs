@@ -327,7 +327,10 @@ async fn the_agent_changes_real_cgroups_and_every_exit_restores_them() {
     //        waits for a CPU (PSI) without ever reaching its limit. The agent first raises its
     //        weight to its limit (1500m: 1536 shares), limit and request unchanged; when the
     //        pressure persists, the compile yields to its floor (the node: 2 cores − 100m
-    //        reserve − others − 1500m for the service < 600m).
+    //        reserve − others − 1500m for the service < 600m). The raised weight leaves the
+    //        one busy thread below the default yieldPressurePercent (40 %), so its BurstScaler
+    //        sets it to 10 %: this test is about the agent's writes and restores, the
+    //        threshold is the engine's (tests/engine_signals.rs).
     ns.create::<Pod>(burner_pod("api", "api", 1, "100m", Some("1500m")))
         .await;
     ns.create::<Pod>(burner_pod("compile", "compile", 2, "1", Some("2")))
@@ -343,7 +346,8 @@ async fn the_agent_changes_real_cgroups_and_every_exit_restores_them() {
     ns.create::<BurstScaler>(scaler(
         "api",
         "api",
-        json!({"role": "LatencySensitive", "cpu": {"min": "100m", "max": "1500m"}}),
+        json!({"role": "LatencySensitive", "cpu": {"min": "100m", "max": "1500m"},
+               "latencySensitive": {"signals": {"yieldPressurePercent": 10}}}),
     ))
     .await;
     ns.create::<BurstScaler>(scaler(

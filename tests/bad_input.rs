@@ -25,9 +25,8 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use burst_scaler::api::{BurstScaler, ORIGINAL_RESOURCES_ANNOTATION};
@@ -36,86 +35,6 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use serde_json::{Value, json};
 use support::*;
-
-/// A controller process; stopped with SIGTERM when dropped.
-struct Controller {
-    child: Child,
-    port: u16,
-}
-
-impl Controller {
-    fn start(ns: &str) -> Controller {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
-        let log = std::fs::File::create(
-            std::env::temp_dir().join(format!("bsc-controller-{ns}-bad-input.log")),
-        )
-        .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_burst-scaler"))
-            .args(["controller", "--namespaces", ns, "--metrics-interval", "5s"])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .env("POD_NAME", "ctl-bad-input")
-            .env("BURST_SCALER_LOG", "info,burst_scaler=debug")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start controller");
-        Controller { child, port }
-    }
-
-    fn ready(&self) -> bool {
-        Command::new("curl")
-            .args([
-                "-sf",
-                "--max-time",
-                "3",
-                &format!("http://127.0.0.1:{}/readyz", self.port),
-            ])
-            .status()
-            .is_ok_and(|s| s.success())
-    }
-}
-
-impl Drop for Controller {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        for _ in 0..50 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The `Auto` cases get the controller's finalizer; once the controller is stopped nothing
-/// would remove it and the namespace would stay `Terminating`: remove it, pass or fail.
-struct DropFinalizers(String);
-
-impl Drop for DropFinalizers {
-    fn drop(&mut self) {
-        let Ok(out) = Command::new("kubectl")
-            .args(["get", "burstscalers", "-n", &self.0, "-o", "name"])
-            .output()
-        else {
-            return;
-        };
-        for obj in String::from_utf8_lossy(&out.stdout).lines() {
-            let _ = Command::new("kubectl")
-                .args(["patch", "-n", &self.0, obj, "--type=merge"])
-                .args(["-p", r#"{"metadata":{"finalizers":null}}"#])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-}
 
 fn repo(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
@@ -469,7 +388,7 @@ async fn every_bad_input_is_refused_or_reported_and_changes_no_pod() {
         created.insert(name.into(), pod_state(&p));
         ns.create::<Pod>(p).await;
     }
-    let ctl = Controller::start(&ns.name);
+    let ctl = Controller::start(&ns.name, &[], "bad-input");
     // kubectl validates client-side against the OpenAPI the server publishes (1.20 has no
     // server-side field validation); the server publishes a CRD's schema shortly after it
     // changes: wait until kubectl knows the fields (best effort, bounded).

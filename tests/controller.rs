@@ -3,10 +3,6 @@
 
 mod support;
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
 use burst_scaler::api::{BurstScaler, FINALIZER, ORIGINAL_RESOURCES_ANNOTATION};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event;
@@ -14,75 +10,6 @@ use kube::api::{Api, DeleteParams, ListParams};
 use kube::runtime::wait::conditions::is_pod_running;
 use serde_json::json;
 use support::*;
-
-/// A controller process; stopped with SIGTERM when dropped.
-struct Controller {
-    child: Child,
-    port: u16,
-}
-
-impl Controller {
-    fn start(ns: &str, extra: &[&str], identity: &str) -> Controller {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
-        let log = std::fs::File::create(
-            std::env::temp_dir().join(format!("bsc-controller-{ns}-{identity}.log")),
-        )
-        .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_burst-scaler"))
-            .args(["controller", "--namespaces", ns, "--metrics-interval", "5s"])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(extra)
-            .env("POD_NAME", identity)
-            .env("BURST_SCALER_LOG", "info,burst_scaler=debug")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start controller");
-        Controller { child, port }
-    }
-
-    async fn metrics(&self) -> Option<String> {
-        let out = Command::new("curl")
-            .args([
-                "-sf",
-                "--max-time",
-                "3",
-                &format!("http://127.0.0.1:{}/metrics", self.port),
-            ])
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    async fn metric(&self, name: &str) -> Option<f64> {
-        let text = self.metrics().await?;
-        text.lines()
-            .filter(|l| l.starts_with(name))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .reduce(|a, b| a + b)
-    }
-}
-
-impl Drop for Controller {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        for _ in 0..50 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn scaler(name: &str, app: &str, mode: &str) -> serde_json::Value {
     json!({
@@ -120,6 +47,7 @@ async fn controller_reports_conditions_events_and_metrics_on_a_cluster_without_r
     let mut bad = scaler("bad", "web", "Auto");
     bad["spec"]["cpu"] = json!({"min": "2", "max": "1"});
     ns.create::<BurstScaler>(bad).await;
+    let _finalizers = DropFinalizers(ns.name.clone());
     let ctl = Controller::start(&ns.name, &[], "ctl-a");
 
     let s = eventually(
@@ -231,11 +159,7 @@ async fn controller_reports_conditions_events_and_metrics_on_a_cluster_without_r
         text.contains("burst_scaler_decision_pass_duration_seconds_count"),
         "{text}"
     );
-    let ready = Command::new("curl")
-        .args(["-sf", &format!("http://127.0.0.1:{}/readyz", ctl.port)])
-        .status()
-        .expect("curl");
-    assert!(ready.success());
+    assert!(ctl.ready(), "/readyz");
 }
 
 #[tokio::test]
@@ -256,6 +180,7 @@ async fn deleting_a_burstscaler_restores_its_pods_before_it_goes() {
     let mut s = scaler("web", "web", "Auto");
     s["metadata"]["finalizers"] = json!([FINALIZER]);
     ns.create::<BurstScaler>(s).await;
+    let _finalizers = DropFinalizers(ns.name.clone());
     let _ctl = Controller::start(&ns.name, &[], "ctl-r");
     // Wait until the controller has seen it, then delete it.
     eventually(60, "status on the BurstScaler", || {
@@ -288,6 +213,7 @@ async fn with_leader_election_only_one_controller_writes() {
     let ns = TestNs::new("lease").await;
     install_crd(&ns.client).await;
     let args = ["--leader-election", "--lease-namespace", ns.name.as_str()];
+    let _finalizers = DropFinalizers(ns.name.clone());
     let a = Controller::start(&ns.name, &args, "ctl-one");
     let b = Controller::start(&ns.name, &args, "ctl-two");
     let (la, lb) = eventually(60, "one leader among two controllers", || async {

@@ -170,9 +170,18 @@ pub async fn namespace(client: &Client, name: &str) -> anyhow::Result<String> {
     let obj: Namespace = serde_json::from_value(
         json!({"metadata": {"name": ns, "labels": {"app.kubernetes.io/part-of": "burst-scaler-experiments"}}}),
     )?;
-    nss.create(&PostParams::default(), &obj)
-        .await
-        .with_context(|| format!("create namespace {ns}"))?;
+    // The same arm twice in a row (the last of one round, the first of the next) finds its
+    // namespace still terminating: wait for it to go (bounded), then create it.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        match nss.create(&PostParams::default(), &obj).await {
+            Ok(_) => break,
+            Err(kube::Error::Api(e)) if e.code == 409 && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e).with_context(|| format!("create namespace {ns}")),
+        }
+    }
     let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
     let deadline = Instant::now() + Duration::from_secs(60);
     while sas.get_opt("default").await?.is_none() {

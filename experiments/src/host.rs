@@ -96,6 +96,87 @@ pub fn cluster_state() -> String {
     }
 }
 
+/// The command line of the first running process named `comm` (`/proc/PID/comm`), its
+/// arguments after the program, and its environment (`NAME=value`).
+fn process(comm: &str) -> Option<(String, Vec<String>, Vec<String>)> {
+    let split = |b: Vec<u8>| -> Vec<String> {
+        b.split(|c| *c == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect()
+    };
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let p = e.path();
+        let same = std::fs::read_to_string(p.join("comm")).is_ok_and(|c| c.trim() == comm);
+        if !same {
+            continue;
+        }
+        let mut args = split(std::fs::read(p.join("cmdline")).ok()?);
+        if args.is_empty() {
+            continue;
+        }
+        let program = args.remove(0);
+        let env = split(std::fs::read(p.join("environ")).unwrap_or_default());
+        return Some((program, args, env));
+    }
+    None
+}
+
+/// The local cluster's settings that can move a number, as Markdown: every control-plane
+/// process's program and flags, the kubelet's configuration file, and the metrics server's
+/// resolution (how often metrics.k8s.io usage changes: what the HPA and the controller see).
+/// Empty when the cluster is not running.
+pub fn cluster_settings() -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    // `comm` is cut to 15 characters by the kernel.
+    for comm in [
+        "kube-apiserver",
+        "kube-controller",
+        "kube-scheduler",
+        "kubelet",
+        "bsc-metrics-ser",
+    ] {
+        let Some((program, args, env)) = process(comm) else {
+            continue;
+        };
+        let _ = writeln!(s, "- `{program}` {}", args.join(" "));
+        if comm == "kubelet"
+            && let Some(config) = args.iter().find_map(|a| a.strip_prefix("--config="))
+            && let Ok(text) = std::fs::read_to_string(config)
+        {
+            let _ = writeln!(
+                s,
+                "  - kubelet configuration `{config}`:\n\n    ```yaml\n{}\n    ```",
+                text.trim_end()
+                    .lines()
+                    .map(|l| format!("    {l}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
+        if comm == "bsc-metrics-ser" {
+            let flag = args
+                .iter()
+                .position(|a| a == "--resolution-secs")
+                .and_then(|i| args.get(i + 1).cloned());
+            let from_env = env.iter().find_map(|v| {
+                v.strip_prefix("BSC_METRICS_RESOLUTION_SECS=")
+                    .map(str::to_string)
+            });
+            let _ = writeln!(
+                s,
+                "  - metrics resolution: {}",
+                match flag.or(from_env) {
+                    Some(v) => format!("{v} s"),
+                    None => "its default (`--resolution-secs`, 10 s)".to_string(),
+                }
+            );
+        }
+    }
+    s
+}
+
 /// Milliseconds for 2 million iterations of the web service's work loop, best of 5: the
 /// machine's single-thread speed, which a VM's neighbours move.
 pub fn speed_probe_ms() -> f64 {

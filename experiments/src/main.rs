@@ -453,8 +453,20 @@ async fn run(mut suites: Vec<Suite>, o: RunOptions) -> anyhow::Result<()> {
         let version = cluster.server_version().await;
         let _ = writeln!(
             summary,
-            "- Kubernetes: {version} (the project's local cluster, tests/cluster/kube-local)\n"
+            "- Kubernetes: {version} (the project's local cluster, tests/cluster/kube-local); its processes at the start:\n{}",
+            host::cluster_settings()
         );
+        if let Ok(root) = workload::rootfs(&repo) {
+            let tools: Vec<String> = host::toolchain(&root)
+                .into_iter()
+                .map(|(p, v)| format!("{p} {v}"))
+                .collect();
+            let _ = writeln!(
+                summary,
+                "- compile toolchain (Debian packages in the compile image): {}\n",
+                tools.join(", ")
+            );
+        }
         // Whatever happens (an error, Ctrl-C), the experiment namespaces go and a cluster this
         // run started is stopped again.
         let args = SuiteArgs {

@@ -6,6 +6,8 @@
 #![allow(dead_code)]
 
 use std::fmt::Debug;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
@@ -213,5 +215,114 @@ pub async fn install_crd(client: &kube::Client) {
             },
         )
         .await;
+    }
+}
+
+/// A controller process; stopped with SIGTERM when dropped.
+pub struct Controller {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl Controller {
+    /// `burst-scaler controller` scoped to `ns`, `/metrics` and probes on a free loopback
+    /// port, its log under the temp directory as `bsc-controller-{ns}-{identity}.log`.
+    pub fn start(ns: &str, extra: &[&str], identity: &str) -> Controller {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let log = std::fs::File::create(
+            std::env::temp_dir().join(format!("bsc-controller-{ns}-{identity}.log")),
+        )
+        .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_burst-scaler"))
+            .args(["controller", "--namespaces", ns, "--metrics-interval", "5s"])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(extra)
+            .env("POD_NAME", identity)
+            .env("BURST_SCALER_LOG", "info,burst_scaler=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start controller");
+        Controller { child, port }
+    }
+
+    pub async fn metrics(&self) -> Option<String> {
+        let out = Command::new("curl")
+            .args([
+                "-sf",
+                "--max-time",
+                "3",
+                &format!("http://127.0.0.1:{}/metrics", self.port),
+            ])
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let text = self.metrics().await?;
+        text.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .reduce(|a, b| a + b)
+    }
+
+    /// `/readyz` answers 200.
+    pub fn ready(&self) -> bool {
+        Command::new("curl")
+            .args([
+                "-sf",
+                "--max-time",
+                "3",
+                &format!("http://127.0.0.1:{}/readyz", self.port),
+            ])
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        for _ in 0..50 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// BurstScalers in mode `Auto` get the controller's finalizer; once the test's controller is
+/// stopped nothing would remove it and the namespace would stay `Terminating`: dropping this
+/// removes the finalizers of every BurstScaler in the namespace, pass or fail. Declare it
+/// before the [`Controller`] (locals drop in reverse order: the controller stops first).
+pub struct DropFinalizers(pub String);
+
+impl Drop for DropFinalizers {
+    fn drop(&mut self) {
+        let Ok(out) = Command::new("kubectl")
+            .args(["get", "burstscalers", "-n", &self.0, "-o", "name"])
+            .output()
+        else {
+            return;
+        };
+        for obj in String::from_utf8_lossy(&out.stdout).lines() {
+            let _ = Command::new("kubectl")
+                .args(["patch", "-n", &self.0, obj, "--type=merge"])
+                .args(["-p", r#"{"metadata":{"finalizers":null}}"#])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
