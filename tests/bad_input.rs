@@ -65,19 +65,6 @@ struct Case {
     kubectl_flags: Vec<String>,
 }
 
-fn header(text: &str, key: &str) -> Option<String> {
-    text.lines()
-        .take_while(|l| l.starts_with('#'))
-        .find_map(|l| l.strip_prefix(&format!("# {key}: ")))
-        .map(|v| {
-            let v = v.trim();
-            match v.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
-                Some(inner) => inner.to_string(),
-                None => v.to_string(),
-            }
-        })
-}
-
 fn load_cases(ns: &str) -> Vec<Case> {
     let mut out = vec![];
     for dir in ["invalid", "corpus"] {
@@ -149,15 +136,6 @@ fn kubectl_apply(case: &Case) -> Applied {
         ok: out.status.success(),
         stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
     }
-}
-
-fn condition(s: &BurstScaler, t: &str) -> Option<(String, String, String)> {
-    s.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == t)
-        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
 }
 
 /// Everything observed about the cluster in one round of checks.

@@ -20,15 +20,6 @@ fn scaler(name: &str, app: &str, mode: &str) -> serde_json::Value {
     })
 }
 
-fn condition(s: &BurstScaler, t: &str) -> Option<(String, String, String)> {
-    s.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == t)
-        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
-}
-
 #[tokio::test]
 #[ignore = "needs the local cluster (tests/cluster/kube-local up)"]
 async fn controller_reports_conditions_events_and_metrics_on_a_cluster_without_resize() {

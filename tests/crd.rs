@@ -1,6 +1,8 @@
 //! The CRD is generated from the Rust types, committed, and enforces the same rules as
 //! `validate()`. These tests check all three.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 
 use burst_scaler::api::{self, rules};
@@ -167,17 +169,7 @@ fn invalid_samples() -> Vec<Sample> {
     paths.sort();
     for p in paths {
         let text = read(&p);
-        let header = |key: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(&format!("# {key}: ")))
-                .map(|v| {
-                    let v = v.trim();
-                    match v.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
-                        Some(inner) => inner.to_string(),
-                        None => v.to_string(),
-                    }
-                })
-        };
+        let header = |key: &str| support::header(&text, key);
         let need = |key: &str| {
             header(key).unwrap_or_else(|| panic!("{}: missing `# {key}:` header", p.display()))
         };

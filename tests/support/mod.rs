@@ -326,3 +326,28 @@ impl Drop for DropFinalizers {
         }
     }
 }
+
+/// A BurstScaler's condition of type `t`: (status, reason, message).
+pub fn condition(s: &burst_scaler::api::BurstScaler, t: &str) -> Option<(String, String, String)> {
+    s.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == t)
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+/// The value of a `# KEY: value` header line at the top of a test case file (quotes around
+/// the value dropped).
+pub fn header(text: &str, key: &str) -> Option<String> {
+    text.lines()
+        .take_while(|l| l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(&format!("# {key}: ")))
+        .map(|v| {
+            let v = v.trim();
+            match v.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+                Some(inner) => inner.to_string(),
+                None => v.to_string(),
+            }
+        })
+}
