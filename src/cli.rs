@@ -30,6 +30,53 @@ pub enum Command {
     Agent(AgentArgs),
     /// Feed a recorded usage trace through the decision engine and print the decisions.
     Replay(ReplayArgs),
+    /// Say why a pod has the CPU it has, or what a BurstScaler does: who governs it, what is
+    /// in force, the last decision and what happens next (read-only). Also runs as the
+    /// kubectl plugin `kubectl burstscaler` (a copy or link of this binary named
+    /// `kubectl-burstscaler` on the PATH).
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ExplainArgs {
+    #[command(subcommand)]
+    pub target: ExplainTarget,
+    /// Namespace (default: the kubeconfig context's).
+    #[arg(
+        short = 'n',
+        long,
+        global = true,
+        env = "BURST_SCALER_EXPLAIN_NAMESPACE"
+    )]
+    pub namespace: Option<String>,
+    /// Output format (`json`: the whole explanation, for scripts).
+    #[arg(short = 'o', long, global = true, env = "BURST_SCALER_EXPLAIN_OUTPUT", value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Label selector of the controller's pods (their `/decisions` say what happens next on
+    /// nodes without a node agent).
+    #[arg(
+        long,
+        global = true,
+        env = "BURST_SCALER_EXPLAIN_CONTROLLER_SELECTOR",
+        default_value = "app.kubernetes.io/name=burst-scaler,app.kubernetes.io/component!=agent"
+    )]
+    pub controller_selector: String,
+}
+
+#[derive(Debug, Subcommand, Clone)]
+pub enum ExplainTarget {
+    /// One pod: who governs it, with which actuator, its CPU in force against its spec and
+    /// originals, the last decision and the decider's current verdict, its Events.
+    Pod { name: String },
+    /// One BurstScaler: validity, conditions, recommendations and every pod it selects.
+    #[command(visible_alias = "burstscaler")]
+    Bsc { name: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -6,6 +6,7 @@
 //! - [`api`]: the `BurstScaler` custom resource, its validation rules and `validate()`.
 //! - [`quantity`]: CPU quantities ⇄ millicores.
 //! - [`engine`]: the pure decision engine (no client, no clock, no I/O).
+//! - [`explain`]: `burst-scaler explain` (why a pod has its CPU) and the deciders' `/decisions`.
 //! - [`replay`]: drives the engine from a recorded trace (`burst-scaler replay`).
 //! - [`crdgen`]: CRD YAML generation (`burst-scaler crd`).
 //! - [`cli`], [`telemetry`]: flags and logging for the binary.
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod controller;
 pub mod crdgen;
 pub mod engine;
+pub mod explain;
 pub mod quantity;
 pub mod replay;
 pub mod telemetry;

@@ -23,6 +23,11 @@ async fn main() -> anyhow::Result<()> {
             burst_scaler::telemetry::init(&cli.log)?;
             burst_scaler::agent::run(args).await
         }
+        Command::Explain(args) => {
+            let out = burst_scaler::explain::fetch::run(&args).await?;
+            std::io::stdout().write_all(out.as_bytes())?;
+            Ok(())
+        }
         Command::Replay(args) => {
             let out = burst_scaler::replay::run_file(&args)?;
             std::io::stdout().write_all(out.as_bytes())?;

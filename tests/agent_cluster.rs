@@ -148,6 +148,186 @@ async fn until(secs: u64, what: &str, cg: &Cgroups, f: impl Fn(&Cgroups) -> bool
     }
 }
 
+/// Runs `kubectl burstscaler ARGS` (this build's binary, linked as the kubectl plugin
+/// `kubectl-burstscaler`): (success, stdout, stderr).
+fn kubectl_plugin(args: &[&str], kubeconfig: Option<&std::path::Path>) -> (bool, String, String) {
+    let dir = std::env::temp_dir().join(format!("bs-plugin-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let link = dir.join("kubectl-burstscaler");
+    if !link.exists() {
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_burst-scaler"), &link).expect("plugin link");
+    }
+    let path = format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut cmd = Command::new("kubectl");
+    cmd.arg("burstscaler").args(args).env("PATH", path);
+    if let Some(k) = kubeconfig {
+        cmd.env("KUBECONFIG", k);
+    }
+    let out = cmd.output().expect("kubectl");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn explain_json(ns: &str, pod: &str) -> Value {
+    let (ok, out, err) = kubectl_plugin(&["explain", "pod", pod, "-n", ns, "-o", "json"], None);
+    assert!(ok, "explain pod {pod}: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("explain -o json is JSON ({e}): {out}"))
+}
+
+async fn explain_checks(ns: &str, nodes: &Api<BurstScalerNode>) {
+    // The throttled compile: governed through the agent, 600m in force, and `-o json`'s last
+    // decision is the agent's own record (read before and after, so that a decision taken in
+    // between cannot make the comparison flaky).
+    let recorded = || async {
+        let st = nodes.get(NODE).await.ok()?.status?;
+        let p = st
+            .pods
+            .into_iter()
+            .find(|p| p.name == "compile" && p.namespace == ns)?;
+        serde_json::to_value(p.last_decision?).ok()
+    };
+    let mut compared = false;
+    for _ in 0..5 {
+        let before = recorded().await;
+        let e = explain_json(ns, "compile");
+        let after = recorded().await;
+        assert_eq!(e["governedBy"]["burstScaler"], "compile", "{e:#}");
+        assert_eq!(e["actuator"]["kind"], "NodeAgent", "{e:#}");
+        assert_eq!(e["actuator"]["applies"], true, "{e:#}");
+        assert_eq!(e["containers"][0]["inForce"]["limit"], "600m", "{e:#}");
+        let state = e["containers"][0]["state"].as_str().unwrap_or_default();
+        assert!(state.starts_with("throttled"), "{e:#}");
+        assert_eq!(
+            e["next"]["decider"], "agent",
+            "the agent's verdict, read through the pod proxy: {e:#}"
+        );
+        assert!(
+            e["next"]["reason"].as_str().is_some_and(|r| !r.is_empty()),
+            "{e:#}"
+        );
+        if before.is_some() && before == after {
+            let d = before.unwrap_or_default();
+            let mine = &e["lastDecision"];
+            for f in ["time", "action", "applied", "reason"] {
+                assert_eq!(
+                    mine[f], d[f],
+                    "lastDecision.{f}: explain {mine:#} vs the agent's {d:#}"
+                );
+            }
+            assert_eq!(mine["source"], "agent");
+            compared = true;
+            break;
+        }
+    }
+    assert!(
+        compared,
+        "the agent's last decision for the compile never held still for one explain"
+    );
+
+    // The raised service, in text.
+    let (ok, text, err) = kubectl_plugin(&["explain", "pod", "api", "-n", ns], None);
+    assert!(ok, "explain pod api: {err}");
+    eprintln!("kubectl burstscaler explain pod api:\n{text}");
+    for want in [
+        "Governed by: BurstScaler api (LatencySensitive, mode Auto",
+        "the node agent",
+        "raised",
+        "Last decision (agent,",
+        "Next (agent ",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+
+    // An ungoverned pod: the agent's own.
+    let (ok, agents, err) = {
+        let out = Command::new("kubectl")
+            .args([
+                "-n",
+                ns,
+                "get",
+                "pods",
+                "-l",
+                "app.kubernetes.io/component=agent",
+                "-o",
+                "name",
+            ])
+            .output()
+            .expect("kubectl");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert!(ok, "{err}");
+    let agent = agents
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("pod/"))
+        .expect("the agent pod");
+    let e = explain_json(ns, agent);
+    assert!(e["governedBy"].is_null(), "{e:#}");
+    let why = e["notGoverned"].as_str().unwrap_or_default();
+    assert!(
+        why.contains(&format!("no BurstScaler in namespace {ns} selects it")),
+        "{e:#}"
+    );
+
+    // The BurstScaler view lists its throttled pod.
+    let (ok, text, err) = kubectl_plugin(&["explain", "bsc", "compile", "-n", ns], None);
+    assert!(ok, "explain bsc compile: {err}");
+    eprintln!("kubectl burstscaler explain bsc compile:\n{text}");
+    assert!(
+        text.contains(&format!("{ns}/compile")) && text.contains("throttled"),
+        "{text}"
+    );
+
+    // Errors: an unknown pod, a pod in a namespace without BurstScalers, no permission.
+    let (ok, _, err) = kubectl_plugin(&["explain", "pod", "nope", "-n", ns], None);
+    assert!(
+        !ok && err.contains(&format!("pod {ns}/nope not found")),
+        "{err}"
+    );
+    let (ok, _, err) = kubectl_plugin(&["explain", "bsc", "nope", "-n", ns], None);
+    assert!(
+        !ok && err.contains(&format!("BurstScaler {ns}/nope not found")),
+        "{err}"
+    );
+    let out = Command::new("kubectl")
+        .args([
+            "config",
+            "view",
+            "--raw",
+            "--flatten",
+            "--minify",
+            "-o",
+            "json",
+        ])
+        .output()
+        .expect("kubectl config view");
+    let mut cfg: Value = serde_json::from_slice(&out.stdout).expect("kubeconfig json");
+    if let Some(users) = cfg["users"].as_array_mut() {
+        for u in users {
+            u["user"]["as"] = json!("system:serviceaccount:default:nobody");
+        }
+    }
+    let nobody = std::env::temp_dir().join(format!("bs-nobody-{}.kubeconfig", std::process::id()));
+    std::fs::write(&nobody, cfg.to_string()).expect("write kubeconfig");
+    let (ok, _, err) = kubectl_plugin(&["explain", "pod", "compile", "-n", ns], Some(&nobody));
+    let _ = std::fs::remove_file(&nobody);
+    assert!(
+        !ok && err.contains(&format!("no permission to get pod {ns}/compile")),
+        "{err}"
+    );
+}
+
 fn agent_pids() -> Vec<String> {
     let out = Command::new("pgrep")
         .args(["-f", "^/burst-scaler agent"])
@@ -415,6 +595,10 @@ async fn the_agent_changes_real_cgroups_and_every_exit_restores_them() {
             ready.message
         );
     }
+
+    // `kubectl burstscaler explain` (the binary as a kubectl plugin) on the throttled compile,
+    // the raised service and an ungoverned pod (the agent's own), and its errors.
+    explain_checks(&ns.name, &nodes).await;
 
     // --- 3. The throttled container killed mid-throttle restarts normally (the runtime writes
     //        the spec's quota into the new cgroup; the pod level allows it).

@@ -151,6 +151,72 @@ async fn controller_reports_conditions_events_and_metrics_on_a_cluster_without_r
         "{text}"
     );
     assert!(ctl.ready(), "/readyz");
+
+    // `/decisions`: the newest pass's verdict for the pod, not acting (no pods/resize).
+    let key = format!("{}/web-1", ns.name);
+    let v: serde_json::Value = eventually(30, "the controller's /decisions for web-1", || {
+        let (ctl, key) = (&ctl, key.clone());
+        async move {
+            let body = ctl.get(&format!("/decisions?pod={key}")).await?;
+            serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .filter(|v| v["nodes"][0]["pods"][0]["pod"] == key.as_str())
+        }
+    })
+    .await;
+    assert_eq!(v["decider"], "controller", "{v:#}");
+    assert_eq!(v["acting"], false, "no pods/resize on 1.20: {v:#}");
+    assert_eq!(
+        v["nodes"].as_array().map(Vec::len),
+        Some(1),
+        "only web-1's node: {v:#}"
+    );
+    assert_eq!(
+        v["nodes"][0]["pods"].as_array().map(Vec::len),
+        Some(1),
+        "only web-1: {v:#}"
+    );
+
+    // `explain`: governed by web-auto, nothing can act on this cluster, the last decision
+    // from the BurstScaler's status; the controller runs outside a pod, so "next" says it
+    // found no controller pod.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_burst-scaler"))
+        .args(["explain", "pod", "web-1", "-n", &ns.name, "-o", "json"])
+        .output()
+        .expect("explain");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let e: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(e["governedBy"]["burstScaler"], "web-auto", "{e:#}");
+    assert_eq!(e["actuator"]["kind"], "None", "{e:#}");
+    assert_eq!(e["actuator"]["applies"], false, "{e:#}");
+    assert_eq!(e["lastDecision"]["source"], "controller", "{e:#}");
+    let status = scalers.get("web-auto").await.expect("web-auto").status;
+    if let Some(d) = status.and_then(|s| s.last_decision) {
+        // Equal unless a new decision landed between the two reads.
+        if e["lastDecision"]["reason"] == d.reason.as_str() {
+            assert_eq!(e["lastDecision"]["action"], d.action.as_str(), "{e:#}");
+        }
+    }
+    assert!(
+        e["nextUnavailable"]
+            .as_str()
+            .is_some_and(|w| w.contains("no Running burst-scaler controller pod found")),
+        "{e:#}"
+    );
+    // The invalid BurstScaler, explained: its validate() message.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_burst-scaler"))
+        .args(["explain", "bsc", "bad", "-n", &ns.name])
+        .output()
+        .expect("explain bsc");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("Invalid:     spec.cpu"),
+        "{text}"
+    );
 }
 
 #[tokio::test]

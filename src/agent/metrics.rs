@@ -6,8 +6,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::explain::verdict::DecisionBoard;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use prometheus::{
@@ -141,6 +142,7 @@ pub fn render(registry: &Registry) -> String {
 struct Http {
     registry: Registry,
     ready: Arc<AtomicBool>,
+    decisions: DecisionBoard,
 }
 
 /// Serves `/metrics` (from `registry`), `/livez` and `/readyz` (from `ready`) until
@@ -149,9 +151,19 @@ pub async fn serve(
     addr: SocketAddr,
     registry: Registry,
     ready: Arc<AtomicBool>,
+    decisions: DecisionBoard,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = Router::new()
+        .route(
+            "/decisions",
+            get(
+                |State(h): State<Http>,
+                 Query(q): Query<std::collections::HashMap<String, String>>| async move {
+                    crate::controller::metrics::decisions_route(&h.decisions, &q).await
+                },
+            ),
+        )
         .route(
             "/metrics",
             get(|State(h): State<Http>| async move { render(&h.registry) }),
@@ -167,9 +179,13 @@ pub async fn serve(
                 }
             }),
         )
-        .with_state(Http { registry, ready });
+        .with_state(Http {
+            registry,
+            ready,
+            decisions,
+        });
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(addr = %listener.local_addr()?, "serving /metrics, /livez, /readyz");
+    tracing::info!(addr = %listener.local_addr()?, "serving /metrics, /livez, /readyz, /decisions");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

@@ -16,6 +16,8 @@ use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+use crate::explain::verdict::{DecisionBoard, Verdicts};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -97,6 +99,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
 
     let metrics = AgentMetrics::new()?;
     let ready = Arc::new(AtomicBool::new(false));
+    let decisions = DecisionBoard::default();
     let (stop_tx, stop_rx) = watch::channel(false);
     let http = {
         let mut rx = stop_rx.clone();
@@ -104,6 +107,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             args.listen,
             metrics.registry.clone(),
             ready.clone(),
+            decisions.clone(),
             async move {
                 let _ = rx.changed().await;
             },
@@ -246,6 +250,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         last_status: None,
         pinned: BTreeSet::new(),
         pinned_read: None,
+        decisions,
     };
 
     let mut shutdown = Box::pin(crate::controller::shutdown_signal());
@@ -380,6 +385,8 @@ struct Agent<'a> {
     last_status: Option<BurstScalerNodeStatus>,
     pinned: BTreeSet<(String, String)>,
     pinned_read: Option<Instant>,
+    /// The newest tick's verdicts, served at `/decisions`.
+    decisions: DecisionBoard,
 }
 
 impl Agent<'_> {
@@ -427,6 +434,13 @@ impl Agent<'_> {
             now,
             mono: t.duration_since(self.started),
         });
+        self.decisions.set(Verdicts::new(
+            "agent",
+            &self.info.pod,
+            now,
+            governing && !restore_all,
+            std::slice::from_ref(&plan.decision),
+        ));
         let writes_allowed = governing || restore_all;
         self.carry_out(&plan, &node_pods, writes_allowed, now);
         self.publish(plan, &node_pods, holding, now);

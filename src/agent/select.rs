@@ -97,8 +97,12 @@ pub fn node_pods(pods: &[Arc<Pod>], scalers: &[Arc<BurstScaler>], node: &str) ->
             .flatten()
             .filter(|(_, sel, _)| sel.matches(p.labels()))
             .collect();
-        let (governor, not_governed) = match (matching.as_slice(), bad) {
-            ([], _) => (None, None),
+        // As the controller's build: only valid BurstScalers select (an invalid one next to a
+        // valid one is no conflict); an invalid one alone says why the pod is left alone.
+        let (valid, invalid): (Vec<&Candidate>, Vec<&Candidate>) =
+            matching.iter().partition(|(_, _, v)| v.is_ok());
+        let (governor, not_governed) = match (valid.as_slice(), bad) {
+            ([], _) if invalid.is_empty() => (None, None),
             (_, Some(why)) => (None, Some(why)),
             ([(scaler, _, Ok(policy))], None) if policy.mode != Mode::Off => (
                 Some(Governor {
@@ -107,10 +111,19 @@ pub fn node_pods(pods: &[Arc<Pod>], scalers: &[Arc<BurstScaler>], node: &str) ->
                 }),
                 None,
             ),
-            ([(_, _, Ok(_))], None) => (None, None),
-            ([(scaler, _, Err(why))], None) => (
+            ([_], None) => (None, None),
+            ([], None) => (
                 None,
-                Some(format!("BurstScaler {scaler} is invalid: {why}")),
+                Some(
+                    invalid
+                        .iter()
+                        .map(|(scaler, _, v)| match v {
+                            Err(why) => format!("BurstScaler {scaler} is invalid: {why}"),
+                            Ok(_) => String::new(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ),
             ),
             (many, None) => (
                 None,
@@ -266,6 +279,17 @@ mod tests {
                 .as_deref()
                 .unwrap_or("")
                 .contains("spec.cpu.min"),
+            "{:?}",
+            got[0].not_governed
+        );
+        // An invalid BurstScaler next to a valid one is no conflict (as in the controller):
+        // the valid one governs.
+        let mut bad = (*scaler("bad", "web", "Auto")).clone();
+        bad.spec.cpu.min = crate::quantity::CpuQuantity::new("3");
+        let got = node_pods(&pods, &[Arc::new(bad), scaler("good", "web", "Auto")], "n1");
+        assert_eq!(
+            got[0].governor.as_ref().map(|g| g.scaler.as_str()),
+            Some("good"),
             "{:?}",
             got[0].not_governed
         );

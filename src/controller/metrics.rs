@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::explain::verdict::DecisionBoard;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use prometheus::{
@@ -101,6 +102,25 @@ impl Metrics {
 struct Http {
     metrics: Metrics,
     ready: Arc<AtomicBool>,
+    decisions: DecisionBoard,
+}
+
+/// `/decisions` (`?pod=namespace/name` for one pod): the newest pass's verdicts, JSON; 503
+/// before the first pass. Shared by the controller's and the agent's servers.
+pub async fn decisions_route(
+    board: &DecisionBoard,
+    query: &std::collections::HashMap<String, String>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match board.json(query.get("pod").map(String::as_str)) {
+        Some(body) => (
+            StatusCode::OK,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "no decision pass yet").into_response(),
+    }
 }
 
 /// Serves until `shutdown` resolves.
@@ -108,9 +128,19 @@ pub async fn serve(
     addr: SocketAddr,
     metrics: Metrics,
     ready: Arc<AtomicBool>,
+    decisions: DecisionBoard,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = Router::new()
+        .route(
+            "/decisions",
+            get(
+                |State(h): State<Http>,
+                 Query(q): Query<std::collections::HashMap<String, String>>| async move {
+                    decisions_route(&h.decisions, &q).await
+                },
+            ),
+        )
         .route(
             "/metrics",
             get(|State(h): State<Http>| async move { h.metrics.render() }),
@@ -126,9 +156,13 @@ pub async fn serve(
                 }
             }),
         )
-        .with_state(Http { metrics, ready });
+        .with_state(Http {
+            metrics,
+            ready,
+            decisions,
+        });
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(addr = %listener.local_addr()?, "serving /metrics, /livez, /readyz");
+    tracing::info!(addr = %listener.local_addr()?, "serving /metrics, /livez, /readyz, /decisions");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

@@ -43,6 +43,7 @@ use self::usage_book::UsageBook;
 use crate::api::{BurstScaler, FINALIZER, Mode};
 use crate::cli::ControllerArgs;
 use crate::engine::{self, EngineConfig, NodeDecision};
+use crate::explain::verdict::{DecisionBoard, Verdicts};
 use crate::quantity::{MilliCpu, parse_cpu};
 use crate::usage::PodMetrics;
 
@@ -61,6 +62,8 @@ pub struct Context {
     hpas: Store<HorizontalPodAutoscaler>,
     /// Whether this replica may write (always, without leader election).
     leader: watch::Receiver<bool>,
+    /// The newest pass's verdicts, served at `/decisions`.
+    decisions: DecisionBoard,
 }
 
 /// Runs the controller until SIGTERM or SIGINT.
@@ -81,6 +84,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     );
     let metrics = Metrics::new()?;
     let ready = Arc::new(AtomicBool::new(false));
+    let decisions = DecisionBoard::default();
     let (stop_tx, stop_rx) = watch::channel(false);
     let http = {
         let mut rx = stop_rx.clone();
@@ -88,6 +92,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             args.listen,
             metrics.clone(),
             ready.clone(),
+            decisions.clone(),
             async move {
                 let _ = rx.changed().await;
             },
@@ -173,6 +178,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         nodes,
         hpas,
         leader,
+        decisions,
     });
 
     let mut shutdown = Box::pin(shutdown_signal());
@@ -338,6 +344,18 @@ async fn pass(ctx: &Context, state: &mut LoopState) {
     // Nodes a live node agent governs: not decided here (one decider per node). Unknown (the
     // Leases cannot be read): nothing is resized this pass.
     let agent_nodes = live_agents(ctx, now).await;
+    let decided: Vec<NodeDecision> = decisions
+        .iter()
+        .filter(|nd| !agent_nodes.as_ref().is_some_and(|a| a.contains(&nd.node)))
+        .cloned()
+        .collect();
+    ctx.decisions.set(Verdicts::new(
+        "controller",
+        &std::env::var("POD_NAME").unwrap_or_else(|_| "burst-scaler".into()),
+        now,
+        may_write && !ctx.caps.dry_run && ctx.caps.resize && agent_nodes.is_some(),
+        &decided,
+    ));
     for (key, why) in &plan.bad_pods {
         tracing::warn!(pod = %key, "{why}");
         let note = format!("{key}: {why}");

@@ -250,12 +250,17 @@ impl Controller {
     }
 
     pub async fn metrics(&self) -> Option<String> {
+        self.get("/metrics").await
+    }
+
+    /// The body of `GET path` on its HTTP server, when it answers 2xx.
+    pub async fn get(&self, path: &str) -> Option<String> {
         let out = Command::new("curl")
             .args([
                 "-sf",
                 "--max-time",
                 "3",
-                &format!("http://127.0.0.1:{}/metrics", self.port),
+                &format!("http://127.0.0.1:{}{path}", self.port),
             ])
             .output()
             .ok()?;
