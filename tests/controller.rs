@@ -296,6 +296,43 @@ async fn with_leader_election_only_one_controller_writes() {
         async move { scalers.get("web").await.ok()?.status.map(|_| ()) }
     })
     .await;
+    // Both decide, only the leader publishes: a bursting pod's Recommend Events all come
+    // from the leader, also after both have run several passes.
+    let pods: Api<Pod> = ns.api();
+    ns.create::<Pod>(burner("web-1", json!({"app": "web"}), "100m", "200m"))
+        .await;
+    wait_for(&pods, "web-1", 90, "the pod to run", is_pod_running()).await;
+    let events: Api<Event> = ns.api();
+    eventually(120, "a RecommendScaleUp Event", || {
+        let events = events.clone();
+        async move {
+            let list = events.list(&ListParams::default()).await.ok()?;
+            list.items
+                .iter()
+                .any(|e| e.reason.as_deref() == Some("RecommendScaleUp"))
+                .then_some(())
+        }
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_secs(12)).await;
+    let ours: Vec<Event> = events
+        .list(&ListParams::default())
+        .await
+        .expect("events")
+        .items
+        .into_iter()
+        .filter(|e| e.reporting_controller.as_deref() == Some("burst-scaler"))
+        .collect();
+    assert!(!ours.is_empty());
+    for e in &ours {
+        assert_eq!(
+            e.reporting_instance.as_deref(),
+            Some(leader),
+            "only the leader publishes Events: {:?} {:?}",
+            e.reason,
+            e.note
+        );
+    }
     // Losing the leader hands writing to the other one.
     let (gone, survivor) = if leader == "ctl-one" { (a, b) } else { (b, a) };
     drop(gone);
@@ -309,5 +346,26 @@ async fn with_leader_election_only_one_controller_writes() {
                 .filter(|v| *v == 1.0)
         },
     )
+    .await;
+    // Someone else takes the Lease (as a replica that outlived a network partition would
+    // see it): the survivor stops writing within a pass.
+    let now = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string();
+    leases
+        .patch(
+            "burst-scaler",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"holderIdentity": "intruder",
+                "renewTime": now, "acquireTime": now, "leaseDurationSeconds": 3600}})),
+        )
+        .await
+        .expect("take the lease");
+    eventually(30, "the survivor to stop leading", || async {
+        survivor
+            .metric("burst_scaler_leader")
+            .await
+            .filter(|v| *v == 0.0)
+    })
     .await;
 }

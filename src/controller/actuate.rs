@@ -25,6 +25,8 @@ pub enum ActuateError {
     Unsupported,
     #[error("pod {0} is gone")]
     Gone(String),
+    #[error("this replica no longer holds the leader Lease")]
+    NotLeader,
     #[error("{0}")]
     BadPod(String),
     #[error(transparent)]

@@ -60,10 +60,85 @@ pub struct Context {
     pods: Store<Pod>,
     nodes: Store<Node>,
     hpas: Store<HorizontalPodAutoscaler>,
-    /// Whether this replica may write (always, without leader election).
+    /// Whether this replica holds the leader Lease, as the lease manager last saw it (always
+    /// `true` without leader election).
     leader: watch::Receiver<bool>,
+    /// With leader election: the Lease object and this replica's identity, read back at the
+    /// start of every pass ([`Context::confirm_lease`]).
+    election: Option<Election>,
+    /// Whether the last read of the Lease showed this replica holding it, unexpired.
+    lease_confirmed: AtomicBool,
     /// The newest pass's verdicts, served at `/decisions`.
     decisions: DecisionBoard,
+}
+
+/// The leader Lease as the controller reads it back.
+pub struct Election {
+    leases: Api<k8s_openapi::api::coordination::v1::Lease>,
+    identity: String,
+}
+
+impl Context {
+    /// Whether this replica may write now: without leader election always; with it only while
+    /// the lease manager says it leads *and* the Lease read at this pass's start showed it
+    /// holding the Lease unexpired. Every write (pod, annotation, finalizer, status, Event)
+    /// checks it just before it is sent, so a replica that loses the Lease mid-pass stops at
+    /// the next write.
+    pub fn may_write(&self) -> bool {
+        self.election.is_none()
+            || (*self.leader.borrow() && self.lease_confirmed.load(Ordering::Relaxed))
+    }
+
+    /// Reads the Lease back (fail closed: an error or an expired or foreign holder counts as
+    /// not leading), so that a renew that silently stopped working stops writes too.
+    async fn confirm_lease(&self, now: Timestamp) {
+        let Some(e) = &self.election else { return };
+        let ok = match e.leases.get_opt("burst-scaler").await {
+            Ok(Some(l)) => lease_held_by(&l, &e.identity, now),
+            Ok(None) => false,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read the leader Lease back: not writing this pass");
+                false
+            }
+        };
+        if !ok && *self.leader.borrow() {
+            tracing::warn!(identity = %e.identity, "the lease manager says this replica leads, but the Lease does not: not writing");
+        }
+        self.lease_confirmed.store(ok, Ordering::Relaxed);
+    }
+}
+
+/// Whether `lease` names `identity` as its holder and has not expired at `now`.
+pub fn lease_held_by(
+    lease: &k8s_openapi::api::coordination::v1::Lease,
+    identity: &str,
+    now: Timestamp,
+) -> bool {
+    let Some(spec) = &lease.spec else {
+        return false;
+    };
+    if spec.holder_identity.as_deref() != Some(identity) {
+        return false;
+    }
+    let Some(renewed) = spec.renew_time.as_ref().or(spec.acquire_time.as_ref()) else {
+        return false;
+    };
+    let secs = i64::from(spec.lease_duration_seconds.unwrap_or(0).max(0));
+    renewed
+        .0
+        .checked_add(jiff::SignedDuration::from_secs(secs))
+        .is_ok_and(|until| until > now)
+}
+
+/// What of a BurstScaler wakes a pass early: its generation (spec), finalizers and whether it
+/// is being deleted. Status and metadata writes (the controller's own) do not.
+fn wake_on(s: &BurstScaler) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    s.metadata.generation.hash(&mut h);
+    s.finalizers().hash(&mut h);
+    s.metadata.deletion_timestamp.is_some().hash(&mut h);
+    Some(h.finish())
 }
 
 /// Runs the controller until SIGTERM or SIGINT.
@@ -115,7 +190,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         dry_run: args.dry_run,
     };
 
-    let leader = leader_channel(&client, &args).await?;
+    let (leader, election, mut lease_task) = leader_channel(&client, &args).await?;
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -136,6 +211,9 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         .default_backoff(),
     )
     .touched_objects()
+    // Only what a pass acts on wakes it: the spec (generation), finalizers and deletion — not
+    // the controller's own status writes (the store still sees every change).
+    .predicate_filter(wake_on, Default::default())
     .for_each(move |_| {
         n.notify_one();
         futures::future::ready(())
@@ -178,6 +256,8 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         nodes,
         hpas,
         leader,
+        election,
+        lease_confirmed: AtomicBool::new(false),
         decisions,
     });
 
@@ -206,6 +286,12 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
             s = &mut shutdown => { tracing::info!(signal = s?, "shutting down"); break; }
+            r = wait_lease_task(&mut lease_task) => {
+                // The renew task is gone: this replica can no longer know whether it leads.
+                // Stop (Kubernetes restarts the pod, which campaigns again).
+                finish(stop_tx, http, watches).await?;
+                return Err(anyhow::anyhow!("leader election stopped: {r}; exiting so that the pod restarts"));
+            }
         }
         pass(&ctx, &mut state).await;
     }
@@ -229,16 +315,36 @@ fn drive<S: futures::Stream + Send + 'static>(
     s.for_each(|_| futures::future::ready(()))
 }
 
-/// A channel that says whether this replica may write: always `true` without leader election;
-/// with it, `true` only while the Lease is held (losing it stops writes at once).
+type LeaseTask =
+    tokio::task::JoinHandle<kube_lease_manager::Result<kube_lease_manager::LeaseManager>>;
+
+/// Resolves when the lease manager's task ends (never without leader election), with why.
+async fn wait_lease_task(task: &mut Option<LeaseTask>) -> String {
+    match task {
+        None => futures::future::pending().await,
+        Some(t) => {
+            let why = match t.await {
+                Ok(Ok(_)) => "the lease manager returned".to_string(),
+                Ok(Err(e)) => format!("the lease manager failed: {e}"),
+                Err(e) => format!("the lease manager task ended: {e}"),
+            };
+            *task = None;
+            why
+        }
+    }
+}
+
+/// Whether this replica leads: a channel (always `true` without leader election; with it,
+/// `true` only while the lease manager holds the Lease), the Lease to read back, and the
+/// lease manager's task (the controller exits when it ends).
 async fn leader_channel(
     client: &Client,
     args: &ControllerArgs,
-) -> anyhow::Result<watch::Receiver<bool>> {
+) -> anyhow::Result<(watch::Receiver<bool>, Option<Election>, Option<LeaseTask>)> {
     if !args.leader_election {
         let (tx, rx) = watch::channel(true);
         std::mem::forget(tx); // keep the channel open for the life of the process
-        return Ok(rx);
+        return Ok((rx, None, None));
     }
     let namespace = args
         .lease_namespace
@@ -260,9 +366,13 @@ async fn leader_channel(
         .build()
         .await
         .map_err(|e| anyhow::anyhow!("leader election in namespace {namespace}: {e}"))?;
-    let (rx, _task) = manager.watch().await;
+    let (rx, task) = manager.watch().await;
     tracing::info!(%identity, %namespace, "leader election on (Lease burst-scaler)");
-    Ok(rx)
+    let election = Election {
+        leases: Api::namespaced(client.clone(), &namespace),
+        identity,
+    };
+    Ok((rx, Some(election), Some(task)))
 }
 
 /// Resolves when the process receives SIGTERM (what the kubelet sends) or SIGINT.
@@ -339,7 +449,8 @@ async fn pass(ctx: &Context, state: &mut LoopState) {
             .set(now.duration_since(newest).as_secs());
     }
 
-    let may_write = *ctx.leader.borrow();
+    ctx.confirm_lease(now).await;
+    let may_write = ctx.may_write();
     ctx.metrics.leader.set(i64::from(may_write));
     // Nodes a live node agent governs: not decided here (one decider per node). Unknown (the
     // Leases cannot be read): nothing is resized this pass.
@@ -546,6 +657,10 @@ async fn publish(
     note: String,
     related: Option<ObjectReference>,
 ) {
+    if !ctx.may_write() {
+        // A standby decides and serves /decisions, but only the leader publishes.
+        return;
+    }
     let ev = Event {
         type_,
         reason: reason.to_string(),
@@ -659,7 +774,13 @@ async fn change_pod(
         .iter()
         .find(|p| key_of(p.as_ref()) == key)
         .ok_or_else(|| actuate::ActuateError::Gone(key.to_string()))?;
+    if !ctx.may_write() {
+        return Err(actuate::ActuateError::NotLeader);
+    }
     actuate::record_change(&ctx.client, pod, now).await?;
+    if !ctx.may_write() {
+        return Err(actuate::ActuateError::NotLeader);
+    }
     let ns = pod.namespace().unwrap_or_default();
     ctx.actuator.resize(&ns, &pod.name_any(), changes).await
 }
@@ -667,6 +788,9 @@ async fn change_pod(
 /// Brings a pod back to its recorded resources and removes the annotation.
 async fn restore(ctx: &Context, pod: &Pod, scalers: &[Arc<BurstScaler>]) -> bool {
     let key = key_of(pod);
+    if !ctx.may_write() {
+        return false;
+    }
     let changes = match actuate::restore_changes(pod) {
         Ok(c) => c,
         Err(why) => {
@@ -722,6 +846,9 @@ async fn restore(ctx: &Context, pod: &Pod, scalers: &[Arc<BurstScaler>]) -> bool
 /// Adds the finalizer to `Auto` BurstScalers; on deletion restores their pods, then removes it.
 async fn finalizers(ctx: &Context, plan: &Plan, scalers: &[Arc<BurstScaler>], pods: &[Arc<Pod>]) {
     for s in scalers {
+        if !ctx.may_write() {
+            return;
+        }
         let key = key_of(s.as_ref());
         let has = s.finalizers().iter().any(|f| f == FINALIZER);
         let ns = s.namespace().unwrap_or_default();
@@ -893,7 +1020,7 @@ async fn write_status(
                 continue;
             }
         };
-        if !*ctx.leader.borrow() {
+        if !ctx.may_write() {
             continue;
         }
         let api: Api<BurstScaler> =
@@ -1013,5 +1140,74 @@ mod tests {
         });
         let quiet = target(&plan(&s, &book), "default/web-1").expect("recommendation");
         assert!(quiet < MilliCpu(200), "{quiet}");
+    }
+
+    #[test]
+    fn only_spec_finalizer_and_deletion_changes_wake_a_pass() {
+        let s = scaler(json!({}));
+        let base = wake_on(&s);
+        let mut status_only = (*s).clone();
+        status_only.status = Some(crate::api::BurstScalerStatus {
+            managed_pods: 3,
+            ..Default::default()
+        });
+        status_only.metadata.resource_version = Some("99".into());
+        status_only.metadata.managed_fields = None;
+        assert_eq!(
+            wake_on(&status_only),
+            base,
+            "its own status write wakes nothing"
+        );
+        let mut spec = (*s).clone();
+        spec.metadata.generation = Some(2);
+        assert_ne!(wake_on(&spec), base);
+        let mut fin = (*s).clone();
+        fin.metadata.finalizers = Some(vec![FINALIZER.into()]);
+        assert_ne!(wake_on(&fin), base);
+        let mut del = (*s).clone();
+        del.metadata.deletion_timestamp = Some(Time(at(5)));
+        assert_ne!(wake_on(&del), base);
+    }
+
+    #[test]
+    fn the_lease_counts_only_when_this_replica_holds_it_unexpired() {
+        use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+        let lease = |holder: Option<&str>, renewed: i64, secs: Option<i32>| Lease {
+            metadata: ObjectMeta::default(),
+            spec: Some(LeaseSpec {
+                holder_identity: holder.map(str::to_string),
+                renew_time: Some(MicroTime(at(renewed))),
+                lease_duration_seconds: secs,
+                ..LeaseSpec::default()
+            }),
+        };
+        let now = at(100);
+        assert!(lease_held_by(&lease(Some("me"), 95, Some(15)), "me", now));
+        assert!(
+            !lease_held_by(&lease(Some("me"), 80, Some(15)), "me", now),
+            "expired"
+        );
+        assert!(!lease_held_by(
+            &lease(Some("other"), 99, Some(15)),
+            "me",
+            now
+        ));
+        assert!(!lease_held_by(&lease(None, 99, Some(15)), "me", now));
+        assert!(
+            !lease_held_by(&lease(Some("me"), 99, None), "me", now),
+            "no duration: expired"
+        );
+        assert!(!lease_held_by(&lease(Some("me"), 99, Some(-5)), "me", now));
+        assert!(lease_held_by(
+            &lease(Some("me"), 99, Some(i32::MAX)),
+            "me",
+            now
+        ));
+        let empty = Lease {
+            metadata: ObjectMeta::default(),
+            spec: None,
+        };
+        assert!(!lease_held_by(&empty, "me", now));
     }
 }

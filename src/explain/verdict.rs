@@ -2,7 +2,8 @@
 //! the engine's decision for each pod they decide — also when it changes nothing, with the
 //! reason why — and serve it as JSON at `/decisions` (`?pod=namespace/name` for one pod).
 //! `burst-scaler explain` reads it through the API server's pod proxy to say what would happen
-//! next. Only the newest pass is kept: memory is one decision per governed pod.
+//! next. Only the newest pass is kept: memory is one decision per governed pod. Every field
+//! defaults, so that an `explain` of another version still reads what it knows.
 
 use std::sync::{Arc, RwLock};
 
@@ -14,7 +15,7 @@ use crate::quantity::CpuQuantity;
 
 /// Who decided, when, and what, for every node it decided in its newest pass.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct Verdicts {
     /// `agent` or `controller`.
     pub decider: String,
@@ -30,7 +31,7 @@ pub struct Verdicts {
 
 /// One node's decisions.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct NodeVerdict {
     pub node: String,
     /// The engine's node-level accounting (free CPU, demand) behind its batch decisions.
@@ -40,7 +41,7 @@ pub struct NodeVerdict {
 
 /// The engine's verdict for one pod.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct PodVerdict {
     /// `namespace/name`.
     pub pod: String,
@@ -53,7 +54,7 @@ pub struct PodVerdict {
 
 /// A container's CPU before and after the decision.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct VerdictChange {
     pub container: String,
     pub from: CpuView,
@@ -62,7 +63,7 @@ pub struct VerdictChange {
 
 /// Request, limit and weight as quantities (absent: unset / unlimited / as the request).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct CpuView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<CpuQuantity>,
