@@ -1,6 +1,11 @@
 //! The agent's Prometheus metrics (prefix `burst_scaler_agent_`, no per-pod labels) and its
 //! HTTP server: `/metrics`, `/livez`, `/readyz` (ready once its watches synced and while none
 //! is failing).
+//!
+//! One agent exports one node's series: the node is the scrape target's identity, attached by
+//! the scrape (the chart's PodMonitor relabels the pod's node name to `node`), so no series
+//! carries a node label of its own. Every label has a fixed value set, all exported from the
+//! start at 0.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,10 +16,16 @@ use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
 };
+
+/// Every value of `burst_scaler_agent_decisions_total`'s `action` label.
+pub const ACTIONS: [&str; 5] = crate::controller::metrics::ACTIONS;
+/// Every value of `burst_scaler_agent_watch_errors_total`'s `resource` label.
+pub const WATCHED: [&str; 3] = ["pods", "burstscalers", "nodes"];
 
 #[derive(Clone)]
 pub struct AgentMetrics {
@@ -113,21 +124,47 @@ impl AgentMetrics {
                 &["result"],
             )?,
         };
-        m.registry.register(Box::new(m.decisions.clone()))?;
-        m.registry.register(Box::new(m.writes.clone()))?;
-        m.registry.register(Box::new(m.write_errors.clone()))?;
-        m.registry.register(Box::new(m.loop_seconds.clone()))?;
-        m.registry
-            .register(Box::new(m.signal_age_seconds.clone()))?;
-        m.registry.register(Box::new(m.blind_containers.clone()))?;
-        m.registry.register(Box::new(m.governed_pods.clone()))?;
-        m.registry.register(Box::new(m.throttled_pods.clone()))?;
-        m.registry.register(Box::new(m.raised_pods.clone()))?;
-        m.registry.register(Box::new(m.governing.clone()))?;
-        m.registry.register(Box::new(m.watch_errors.clone()))?;
-        m.registry.register(Box::new(m.events_dropped.clone()))?;
-        m.registry.register(Box::new(m.status_writes.clone()))?;
+        for c in m.collectors() {
+            m.registry.register(c)?;
+        }
+        for a in ACTIONS {
+            m.decisions.with_label_values(&[a]);
+        }
+        for kind in ["change", "restore"] {
+            for result in ["ok", "error"] {
+                m.writes.with_label_values(&[kind, result]);
+            }
+        }
+        for r in WATCHED {
+            m.watch_errors.with_label_values(&[r]);
+        }
+        for r in ["ok", "error"] {
+            m.status_writes.with_label_values(&[r]);
+        }
         Ok(m)
+    }
+
+    fn collectors(&self) -> Vec<Box<dyn Collector>> {
+        vec![
+            Box::new(self.decisions.clone()),
+            Box::new(self.writes.clone()),
+            Box::new(self.write_errors.clone()),
+            Box::new(self.loop_seconds.clone()),
+            Box::new(self.signal_age_seconds.clone()),
+            Box::new(self.blind_containers.clone()),
+            Box::new(self.governed_pods.clone()),
+            Box::new(self.throttled_pods.clone()),
+            Box::new(self.raised_pods.clone()),
+            Box::new(self.governing.clone()),
+            Box::new(self.watch_errors.clone()),
+            Box::new(self.events_dropped.clone()),
+            Box::new(self.status_writes.clone()),
+        ]
+    }
+
+    /// Every metric this exports, with its label names (histograms by their base name).
+    pub fn descriptions(&self) -> Vec<(String, Vec<String>)> {
+        crate::controller::metrics::describe(&self.collectors())
     }
 }
 
@@ -189,4 +226,41 @@ pub async fn serve(
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_labelled_series_is_exported_at_zero_from_the_start() {
+        let m = AgentMetrics::new().expect("metrics");
+        let text = render(&m.registry);
+        let mut want: Vec<String> = ACTIONS
+            .iter()
+            .map(|a| format!("burst_scaler_agent_decisions_total{{action=\"{a}\"}} 0"))
+            .collect();
+        want.extend(
+            WATCHED
+                .iter()
+                .map(|r| format!("burst_scaler_agent_watch_errors_total{{resource=\"{r}\"}} 0")),
+        );
+        want.push(
+            r#"burst_scaler_agent_cgroup_writes_total{kind="restore",result="error"} 0"#.into(),
+        );
+        want.push(r#"burst_scaler_agent_status_writes_total{result="ok"} 0"#.into());
+        for w in want {
+            assert!(text.contains(&w), "{w} in\n{text}");
+        }
+        // Every family is in the exposition and described (no node label: the scrape adds it).
+        let d = m.descriptions();
+        assert_eq!(d.len(), 13);
+        assert!(
+            d.iter()
+                .all(|(_, labels)| !labels.iter().any(|l| l == "node"))
+        );
+        for (name, _) in d {
+            assert!(text.contains(&format!("# TYPE {name} ")), "{name}");
+        }
+    }
 }

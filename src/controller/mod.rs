@@ -989,6 +989,7 @@ async fn write_status(
 ) {
     let mut throttled = 0;
     let mut resized = 0;
+    let mut gauges = Vec::with_capacity(scalers.len());
     for s in scalers {
         let key = key_of(s.as_ref());
         let Some(sp) = plan.scalers.get(&key) else {
@@ -1011,6 +1012,21 @@ async fn write_status(
         );
         throttled += i64::from(new.throttled_pods);
         resized += i64::from(new.resized_pods);
+        gauges.push(metrics::ScalerGauges {
+            namespace: s.namespace().unwrap_or_default(),
+            name: s.name_any(),
+            managed_pods: new.managed_pods,
+            throttled_pods: new.throttled_pods,
+            resized_pods: new.resized_pods,
+            ready: new
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True"),
+            cpu: sp.validated.as_ref().ok().map(|v| {
+                let cores = |m: crate::quantity::MilliCpu| m.0 as f64 / 1000.0;
+                (cores(v.min), cores(v.max), cores(v.floor))
+            }),
+        });
         // Identical (but for condition transition times) → no write.
         let patch = match status::status_patch(s.status.as_ref(), &new) {
             Ok(Some(p)) => p,
@@ -1034,6 +1050,7 @@ async fn write_status(
     }
     ctx.metrics.throttled_pods.set(throttled);
     ctx.metrics.resized_pods.set(resized);
+    ctx.metrics.set_scalers(&gauges);
 }
 
 #[cfg(test)]

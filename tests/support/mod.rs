@@ -5,6 +5,8 @@
 //! deleted when the [`TestNs`] is dropped, pass or fail.
 #![allow(dead_code)]
 
+pub mod promql;
+
 use std::fmt::Debug;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -17,6 +19,21 @@ use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 
 pub const BUSYBOX: &str = "burst-scaler.local/busybox:1";
+
+/// Runs real helm (`tests/cluster/kube-local env` puts it on PATH): (success, stdout+stderr).
+pub fn helm(args: &[&str]) -> (bool, String) {
+    let out = Command::new("helm").args(args).output().expect(
+        "helm on PATH (tests/cluster/kube-local build; eval \"$(tests/cluster/kube-local env)\")",
+    );
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
 
 /// A client for the cluster named by `KUBECONFIG`, and a fresh namespace.
 pub struct TestNs {
