@@ -673,3 +673,47 @@ fn the_readme_documents_every_metric_with_its_type_and_labels() {
         }
     }
 }
+
+#[test]
+#[ignore = "needs helm (tests/cluster/kube-local build; eval \"$(tests/cluster/kube-local env)\")"]
+fn the_network_policy_opens_both_metrics_ports_and_takes_extra_peers() {
+    let (ok, out) = helm(&[
+        "template",
+        "bsc",
+        CHART,
+        "--set",
+        "networkPolicy.enabled=true",
+        "--set",
+        "networkPolicy.extraFrom[0].ipBlock.cidr=10.1.0.0/24",
+    ]);
+    assert!(ok, "{out}");
+    let docs = documents(&out);
+    let np = kind(&docs, "NetworkPolicy")[0];
+    let rule = &np["spec"]["ingress"][0];
+    let ports: Vec<i64> = rule["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .filter_map(|p| p["port"].as_i64())
+        .collect();
+    assert_eq!(
+        ports,
+        [8080, 8081],
+        "the controller's and the agent's: {np:#?}"
+    );
+    assert_eq!(rule["from"][1]["ipBlock"]["cidr"], "10.1.0.0/24", "{np:#?}");
+    // Without the agent, only the controller's port.
+    let (ok, out) = helm(&[
+        "template",
+        "bsc",
+        CHART,
+        "--set",
+        "networkPolicy.enabled=true",
+        "--set",
+        "agent.enabled=false",
+    ]);
+    assert!(ok, "{out}");
+    let docs = documents(&out);
+    let ports = kind(&docs, "NetworkPolicy")[0]["spec"]["ingress"][0]["ports"].clone();
+    assert_eq!(ports.as_array().map(Vec::len), Some(1), "{ports:#?}");
+}

@@ -116,8 +116,8 @@ fn facts<'a>(
         pod: p,
         scalers,
         node,
-        agent_live: node.is_some(),
-        resize_supported: false,
+        agent_live: Ok(node.is_some()),
+        resize_supported: Ok(false),
         events,
         verdicts,
         now: t(130),
@@ -146,7 +146,11 @@ fn a_throttled_batch_pod_shows_its_limit_in_force_the_agents_last_decision_and_w
     assert_eq!(g.burst_scaler, "compile");
     assert!(e.not_governed.is_none());
     assert_eq!(e.actuator.kind, "NodeAgent");
-    assert!(e.actuator.applies, "Auto through a live agent applies");
+    assert_eq!(
+        e.actuator.applies,
+        Some(true),
+        "Auto through a live, acting agent applies"
+    );
     assert!(
         e.actuator.detail.contains("bs-agent-x"),
         "{}",
@@ -296,7 +300,7 @@ fn without_an_agent_the_pod_spec_is_compared_with_the_recorded_originals() {
                                 "reason": "burst 95% of 500m"}}),
     )];
     let mut f = facts(&web, &scalers, None, &[], Err("no controller pod".into()));
-    f.resize_supported = true;
+    f.resize_supported = Ok(true);
     let e = explain_pod(&f);
     assert_eq!(e.actuator.kind, "InPlaceResize");
     let c = &e.containers[0];
@@ -324,10 +328,10 @@ fn without_an_agent_the_pod_spec_is_compared_with_the_recorded_originals() {
     assert_eq!(e.next_unavailable.as_deref(), Some("no controller pod"));
 
     // Neither an agent nor pods/resize: it says nothing can act.
-    f.resize_supported = false;
+    f.resize_supported = Ok(false);
     let e = explain_pod(&f);
     assert_eq!(e.actuator.kind, "None");
-    assert!(!e.actuator.applies);
+    assert_eq!(e.actuator.applies, Some(false));
     assert!(render_pod(&e, t(130)).contains("decisions are reported, not applied"));
 }
 
@@ -452,4 +456,70 @@ fn a_raised_weight_says_what_is_above_the_spec() {
         e.containers[0].state,
         "raised: weight 1500m above the request 100m"
     );
+}
+
+#[test]
+fn an_hpa_conflict_the_decider_not_acting_and_unreadable_facts_are_said_as_such() {
+    // Where the controller decides, a pod an HPA scales on CPU is left alone: the BurstScaler's
+    // Conflict condition names it.
+    let web = pod("web", "web", "100m", "500m", json!({}));
+    let conflict = scaler(
+        "web",
+        "web",
+        json!({"role": "LatencySensitive"}),
+        json!({"conditions": [{"type": "Conflict", "status": "True", "reason": "HorizontalPodAutoscaler",
+            "message": "pod ns/other is also selected by BurstScaler x: the pod is left alone; pod ns/web is scaled on CPU by HorizontalPodAutoscaler ns/web: the pod is left alone (resizing it would move the HPA's utilization)",
+            "lastTransitionTime": "2027-01-15T08:00:00Z"}]}),
+    );
+    let scalers = [conflict];
+    let mut f = facts(&web, &scalers, None, &[], Err("-".into()));
+    f.resize_supported = Ok(true);
+    let e = explain_pod(&f);
+    assert!(e.governed_by.is_none());
+    let why = e.not_governed.as_deref().unwrap_or_default();
+    assert!(
+        why.contains("pod ns/web is scaled on CPU by HorizontalPodAutoscaler ns/web")
+            && !why.contains("ns/other"),
+        "{why}"
+    );
+
+    // An Auto pod on an agent node whose agent is not acting (dry-run or not holding its
+    // Lease): reported, not applied.
+    let compile = pod("compile", "compile", "1", "2", json!({}));
+    let scalers = [batch("compile", "compile")];
+    let status = node_status();
+    let mut v = verdicts("ns/compile", Action::None, "hold", vec![]);
+    v.acting = false;
+    let e = explain_pod(&facts(&compile, &scalers, Some(&status), &[], Ok(v)));
+    assert_eq!(e.actuator.applies, Some(false));
+    assert!(
+        render_pod(&e, t(130)).contains("its decider is not acting now"),
+        "{}",
+        render_pod(&e, t(130))
+    );
+    // Its verdicts unreadable: whether it applies is unknown, not "yes".
+    let e = explain_pod(&facts(
+        &compile,
+        &scalers,
+        Some(&status),
+        &[],
+        Err("no permission to read pods/proxy".into()),
+    ));
+    assert_eq!(e.actuator.applies, None);
+    assert_eq!(
+        e.next_unavailable.as_deref(),
+        Some("no permission to read pods/proxy")
+    );
+
+    // The agent Lease unreadable: the actuator is unknown, never guessed.
+    let mut f = facts(&compile, &scalers, Some(&status), &[], Err("-".into()));
+    f.agent_live = Err("no permission to list leases".into());
+    let e = explain_pod(&f);
+    assert_eq!(e.actuator.kind, "Unknown");
+    assert!(e.actuator.detail.contains("no permission to list leases"));
+    assert_eq!(e.actuator.applies, None);
+    // So is pods/resize, where no agent holds the node.
+    let mut f = facts(&compile, &scalers, None, &[], Err("-".into()));
+    f.resize_supported = Err("discovery failed".into());
+    assert_eq!(explain_pod(&f).actuator.kind, "Unknown");
 }

@@ -66,8 +66,12 @@ pub struct Context {
     /// With leader election: the Lease object and this replica's identity, read back at the
     /// start of every pass ([`Context::confirm_lease`]).
     election: Option<Election>,
-    /// Whether the last read of the Lease showed this replica holding it, unexpired.
-    lease_confirmed: AtomicBool,
+    /// Until when (Unix ms) the last read of the Lease showed this replica holding it;
+    /// `i64::MIN` when it did not.
+    lease_until_ms: std::sync::atomic::AtomicI64,
+    /// Passes in a row in which the lease manager said this replica leads but the Lease did
+    /// not: at [`LEASE_MISMATCH_EXIT`] the process exits.
+    lease_mismatches: std::sync::atomic::AtomicU32,
     /// The newest pass's verdicts, served at `/decisions`.
     decisions: DecisionBoard,
 }
@@ -78,67 +82,124 @@ pub struct Election {
     identity: String,
 }
 
+/// The leader Lease's name (in `--lease-namespace`).
+pub const LEASE_NAME: &str = "burst-scaler";
+/// A write must leave this much of the Lease's time unused: a standby takes over at the
+/// expiry by its own clock, which may run ahead of ours.
+pub const LEASE_MARGIN: Duration = Duration::from_secs(5);
+/// Passes in a row with the lease manager and the Lease disagreeing before the process exits.
+pub const LEASE_MISMATCH_EXIT: u32 = 3;
+
 impl Context {
     /// Whether this replica may write now: without leader election always; with it only while
-    /// the lease manager says it leads *and* the Lease read at this pass's start showed it
-    /// holding the Lease unexpired. Every write (pod, annotation, finalizer, status, Event)
-    /// checks it just before it is sent, so a replica that loses the Lease mid-pass stops at
-    /// the next write.
+    /// the lease manager says it leads *and* the Lease, as last read back, names this replica
+    /// and has more than [`LEASE_MARGIN`] left *now* (the clock is read at every call). Every
+    /// write (pod, annotation, finalizer, status, Event) checks it just before it is sent.
     pub fn may_write(&self) -> bool {
-        self.election.is_none()
-            || (*self.leader.borrow() && self.lease_confirmed.load(Ordering::Relaxed))
+        if self.election.is_none() {
+            return true;
+        }
+        let until = self.lease_until_ms.load(Ordering::Relaxed);
+        let margin = i64::try_from(LEASE_MARGIN.as_millis()).unwrap_or(i64::MAX);
+        *self.leader.borrow() && Timestamp::now().as_millisecond() < until.saturating_sub(margin)
     }
 
     /// Reads the Lease back (fail closed: an error or an expired or foreign holder counts as
     /// not leading), so that a renew that silently stopped working stops writes too.
-    async fn confirm_lease(&self, now: Timestamp) {
+    async fn confirm_lease(&self) {
         let Some(e) = &self.election else { return };
-        let ok = match e.leases.get_opt("burst-scaler").await {
-            Ok(Some(l)) => lease_held_by(&l, &e.identity, now),
-            Ok(None) => false,
+        let until = match e.leases.get_opt(LEASE_NAME).await {
+            Ok(Some(l)) => lease_expiry_for(&l, &e.identity),
+            Ok(None) => None,
             Err(err) => {
                 tracing::warn!(error = %err, "cannot read the leader Lease back: not writing this pass");
-                false
+                None
             }
         };
-        if !ok && *self.leader.borrow() {
-            tracing::warn!(identity = %e.identity, "the lease manager says this replica leads, but the Lease does not: not writing");
+        let until = until
+            .map(|t| t.as_millisecond())
+            .filter(|u| *u > Timestamp::now().as_millisecond())
+            .unwrap_or(i64::MIN);
+        self.lease_until_ms.store(until, Ordering::Relaxed);
+        if until == i64::MIN && *self.leader.borrow() {
+            let n = self.lease_mismatches.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::warn!(identity = %e.identity, passes = n, "the lease manager says this replica leads, but the Lease does not: not writing");
+        } else {
+            self.lease_mismatches.store(0, Ordering::Relaxed);
         }
-        self.lease_confirmed.store(ok, Ordering::Relaxed);
     }
 }
 
-/// Whether `lease` names `identity` as its holder and has not expired at `now`.
-pub fn lease_held_by(
+/// Until when `lease` is held by `identity` (renew time + duration), if it names it.
+pub fn lease_expiry_for(
     lease: &k8s_openapi::api::coordination::v1::Lease,
     identity: &str,
-    now: Timestamp,
-) -> bool {
-    let Some(spec) = &lease.spec else {
-        return false;
-    };
+) -> Option<Timestamp> {
+    let spec = lease.spec.as_ref()?;
     if spec.holder_identity.as_deref() != Some(identity) {
-        return false;
+        return None;
     }
-    let Some(renewed) = spec.renew_time.as_ref().or(spec.acquire_time.as_ref()) else {
-        return false;
-    };
+    let renewed = spec.renew_time.as_ref().or(spec.acquire_time.as_ref())?;
     let secs = i64::from(spec.lease_duration_seconds.unwrap_or(0).max(0));
     renewed
         .0
         .checked_add(jiff::SignedDuration::from_secs(secs))
-        .is_ok_and(|until| until > now)
+        .ok()
 }
 
 /// What of a BurstScaler wakes a pass early: its generation (spec), finalizers and whether it
 /// is being deleted. Status and metadata writes (the controller's own) do not.
-fn wake_on(s: &BurstScaler) -> Option<u64> {
+fn wake_on(s: &BurstScaler) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     s.metadata.generation.hash(&mut h);
     s.finalizers().hash(&mut h);
     s.metadata.deletion_timestamp.is_some().hash(&mut h);
-    Some(h.finish())
+    h.finish()
+}
+
+/// Decides which BurstScaler watch events wake a pass (pure): a new or changed
+/// [`wake_on`] property, a deletion, and — after a re-list — any BurstScaler that vanished
+/// while the watch was down. One hash per BurstScaler, dropped with it.
+#[derive(Debug, Default)]
+struct WakeFilter {
+    seen: std::collections::HashMap<String, u64>,
+    /// Being rebuilt by a re-list (between `Init` and `InitDone`).
+    relist: Option<std::collections::HashMap<String, u64>>,
+}
+
+impl WakeFilter {
+    fn wakes(&mut self, ev: &watcher::Event<BurstScaler>) -> bool {
+        let id = |s: &BurstScaler| s.uid().unwrap_or_else(|| key_of(s));
+        match ev {
+            watcher::Event::Apply(s) => {
+                let h = wake_on(s);
+                self.seen.insert(id(s), h) != Some(h)
+            }
+            watcher::Event::Delete(s) => {
+                self.seen.remove(&id(s));
+                true
+            }
+            watcher::Event::Init => {
+                self.relist = Some(Default::default());
+                false
+            }
+            watcher::Event::InitApply(s) => {
+                let h = wake_on(s);
+                let changed = self.seen.get(&id(s)) != Some(&h);
+                self.relist
+                    .get_or_insert_with(Default::default)
+                    .insert(id(s), h);
+                changed
+            }
+            watcher::Event::InitDone => {
+                let new = self.relist.take().unwrap_or_default();
+                let vanished = self.seen.keys().any(|k| !new.contains_key(k));
+                self.seen = new;
+                vanished
+            }
+        }
+    }
 }
 
 /// Runs the controller until SIGTERM or SIGINT.
@@ -210,13 +271,19 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         )
         .default_backoff(),
     )
-    .touched_objects()
-    // Only what a pass acts on wakes it: the spec (generation), finalizers and deletion — not
-    // the controller's own status writes (the store still sees every change).
-    .predicate_filter(wake_on, Default::default())
-    .for_each(move |_| {
-        n.notify_one();
-        futures::future::ready(())
+    // Only what a pass acts on wakes it: the spec (generation), finalizers, deletion (also
+    // of a BurstScaler without finalizer) — not the controller's own status writes (the
+    // store still sees every change).
+    .for_each({
+        let mut wake = WakeFilter::default();
+        move |ev| {
+            if let Ok(ev) = ev
+                && wake.wakes(&ev)
+            {
+                n.notify_one();
+            }
+            futures::future::ready(())
+        }
     });
     let (pods, w) = reflector::store();
     let pod_stream = drive(reflector::reflector(
@@ -257,7 +324,8 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         hpas,
         leader,
         election,
-        lease_confirmed: AtomicBool::new(false),
+        lease_until_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
+        lease_mismatches: std::sync::atomic::AtomicU32::new(0),
         decisions,
     });
 
@@ -294,6 +362,13 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             }
         }
         pass(&ctx, &mut state).await;
+        let mismatches = ctx.lease_mismatches.load(Ordering::Relaxed);
+        if mismatches >= LEASE_MISMATCH_EXIT {
+            finish(stop_tx, http, watches).await?;
+            return Err(anyhow::anyhow!(
+                "for {mismatches} passes the lease manager said this replica leads but the Lease did not: exiting so that the pod restarts and campaigns again"
+            ));
+        }
     }
     finish(stop_tx, http, watches).await
 }
@@ -358,7 +433,7 @@ async fn leader_channel(
             Timestamp::now().as_millisecond()
         )
     });
-    let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), "burst-scaler")
+    let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), LEASE_NAME)
         .with_namespace(namespace.clone())
         .with_identity(identity.clone())
         .with_duration(15)
@@ -449,7 +524,7 @@ async fn pass(ctx: &Context, state: &mut LoopState) {
             .set(now.duration_since(newest).as_secs());
     }
 
-    ctx.confirm_lease(now).await;
+    ctx.confirm_lease().await;
     let may_write = ctx.may_write();
     ctx.metrics.leader.set(i64::from(may_write));
     // Nodes a live node agent governs: not decided here (one decider per node). Unknown (the
@@ -491,10 +566,13 @@ async fn pass(ctx: &Context, state: &mut LoopState) {
             if !d.action.changes() {
                 continue;
             }
-            ctx.metrics
-                .decisions
-                .with_label_values(&[d.action.as_str()])
-                .inc();
+            if may_write {
+                // Counted by the leader only: two replicas do not double the rate.
+                ctx.metrics
+                    .decisions
+                    .with_label_values(&[d.action.as_str()])
+                    .inc();
+            }
             let Some(sk) = plan.owner.get(&d.pod) else {
                 continue;
             };
@@ -523,7 +601,7 @@ async fn pass(ctx: &Context, state: &mut LoopState) {
                     }
                 }
             } else {
-                if mode == Some(Mode::Auto) {
+                if mode == Some(Mode::Auto) && may_write {
                     ctx.metrics
                         .resize_requests
                         .with_label_values(&["not_applied"])
@@ -558,7 +636,8 @@ async fn pass(ctx: &Context, state: &mut LoopState) {
     }
 
     let report = agent_report(ctx, agent_nodes.clone().unwrap_or_default()).await;
-    write_status(ctx, &plan, &decisions, &scalers, &report, now).await;
+    // Only what this controller decided: on agent nodes the agent's decisions stand.
+    write_status(ctx, &plan, &decided, &scalers, &report, now).await;
     ctx.metrics.invalid_burstscalers.set(
         plan.scalers
             .values()
@@ -815,6 +894,9 @@ async fn restore(ctx: &Context, pod: &Pod, scalers: &[Arc<BurstScaler>]) -> bool
         ctx.metrics.resize_requests.with_label_values(&["ok"]).inc();
     }
     let ns = pod.namespace().unwrap_or_default();
+    if !ctx.may_write() {
+        return false;
+    }
     if let Err(e) = actuate::annotate(&ctx.client, &ns, &pod.name_any(), None).await {
         tracing::warn!(pod = %key, error = %e, "cannot remove the annotation");
         return false;
@@ -885,7 +967,7 @@ async fn finalizers(ctx: &Context, plan: &Plan, scalers: &[Arc<BurstScaler>], po
                     all_restored &= restore(ctx, p, scalers).await;
                 }
             }
-            if all_restored {
+            if all_restored && ctx.may_write() {
                 let f: Vec<String> = s
                     .finalizers()
                     .iter()
@@ -916,6 +998,10 @@ async fn track_deferred(
     pods: &[Arc<Pod>],
     scalers: &[Arc<BurstScaler>],
 ) {
+    if !ctx.may_write() {
+        // A standby keeps no "already reported" state for Events it could not publish.
+        return;
+    }
     let in_state = |state: crate::engine::ResizeState| -> Vec<&Key> {
         plan.nodes
             .iter()
@@ -1187,6 +1273,40 @@ mod tests {
     }
 
     #[test]
+    fn a_deletion_a_vanished_burstscaler_and_spec_changes_wake_but_status_writes_do_not() {
+        use kube::runtime::watcher::Event as E;
+        let s = (*scaler(json!({}))).clone();
+        let mut f = WakeFilter::default();
+        assert!(f.wakes(&E::Apply(s.clone())), "a new BurstScaler");
+        let mut st = s.clone();
+        st.status = Some(crate::api::BurstScalerStatus {
+            managed_pods: 1,
+            ..Default::default()
+        });
+        assert!(!f.wakes(&E::Apply(st.clone())), "its own status write");
+        let mut spec = st.clone();
+        spec.metadata.generation = Some(9);
+        assert!(f.wakes(&E::Apply(spec.clone())));
+        // No finalizer, no deletion timestamp: a plain delete still wakes.
+        assert!(f.wakes(&E::Delete(spec.clone())));
+        assert!(f.seen.is_empty(), "nothing kept for a deleted BurstScaler");
+        // A re-list: unchanged objects do not wake, one that vanished meanwhile does.
+        assert!(f.wakes(&E::Apply(spec.clone())));
+        let mut other = s.clone();
+        other.metadata.name = Some("other".into());
+        assert!(f.wakes(&E::Apply(other)));
+        assert!(!f.wakes(&E::Init));
+        assert!(!f.wakes(&E::InitApply(spec.clone())));
+        assert!(
+            f.wakes(&E::InitDone),
+            "'other' vanished while the watch was down"
+        );
+        assert!(!f.wakes(&E::Init));
+        assert!(!f.wakes(&E::InitApply(spec)));
+        assert!(!f.wakes(&E::InitDone), "nothing changed");
+    }
+
+    #[test]
     fn the_lease_counts_only_when_this_replica_holds_it_unexpired() {
         use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
         use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
@@ -1200,31 +1320,25 @@ mod tests {
             }),
         };
         let now = at(100);
-        assert!(lease_held_by(&lease(Some("me"), 95, Some(15)), "me", now));
+        let held =
+            |l: &Lease, id: &str, now: Timestamp| lease_expiry_for(l, id).is_some_and(|u| u > now);
+        assert!(held(&lease(Some("me"), 95, Some(15)), "me", now));
         assert!(
-            !lease_held_by(&lease(Some("me"), 80, Some(15)), "me", now),
+            !held(&lease(Some("me"), 80, Some(15)), "me", now),
             "expired"
         );
-        assert!(!lease_held_by(
-            &lease(Some("other"), 99, Some(15)),
-            "me",
-            now
-        ));
-        assert!(!lease_held_by(&lease(None, 99, Some(15)), "me", now));
+        assert!(!held(&lease(Some("other"), 99, Some(15)), "me", now));
+        assert!(!held(&lease(None, 99, Some(15)), "me", now));
         assert!(
-            !lease_held_by(&lease(Some("me"), 99, None), "me", now),
+            !held(&lease(Some("me"), 99, None), "me", now),
             "no duration: expired"
         );
-        assert!(!lease_held_by(&lease(Some("me"), 99, Some(-5)), "me", now));
-        assert!(lease_held_by(
-            &lease(Some("me"), 99, Some(i32::MAX)),
-            "me",
-            now
-        ));
+        assert!(!held(&lease(Some("me"), 99, Some(-5)), "me", now));
+        assert!(held(&lease(Some("me"), 99, Some(i32::MAX)), "me", now));
         let empty = Lease {
             metadata: ObjectMeta::default(),
             spec: None,
         };
-        assert!(!lease_held_by(&empty, "me", now));
+        assert!(!held(&empty, "me", now));
     }
 }

@@ -102,9 +102,13 @@ impl Reader {
         let scalers = self.scalers(ns).await?;
         let events = self.events(ns).await;
         let resize = self.resize().await;
-        let mut deciders = Deciders::default();
+        let mut deciders = Deciders {
+            // One pod: ask the decider for its verdict only.
+            only: Some(format!("{ns}/{name}")),
+            ..Deciders::default()
+        };
         Ok(self
-            .explain(&pod, &scalers, &events, resize, &mut deciders)
+            .explain(&pod, &scalers, &events, &resize, &mut deciders)
             .await)
     }
 
@@ -136,7 +140,7 @@ impl Reader {
         let mut explained = vec![];
         for p in &selected {
             explained.push(
-                self.explain(p, &scalers, &events, resize, &mut deciders)
+                self.explain(p, &scalers, &events, &resize, &mut deciders)
                     .await,
             );
         }
@@ -152,25 +156,26 @@ impl Reader {
         pod: &Arc<Pod>,
         scalers: &[Arc<BurstScaler>],
         events: &[Event],
-        resize: bool,
+        resize: &Result<bool, String>,
         deciders: &mut Deciders,
     ) -> PodExplanation {
         let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
         let (status, agent) = match &node {
             Some(n) => deciders.node(self, n).await,
-            None => (None, None),
+            None => (None, Ok(None)),
         };
         let verdicts = match (&node, &agent) {
             (None, _) => Err("the pod is not on a node".to_string()),
-            (Some(n), Some(_)) => deciders.agent_verdicts(self, n).await,
-            (Some(_), None) => deciders.controller_verdicts(self).await,
+            (Some(n), Ok(Some(_))) => deciders.agent_verdicts(self, n).await,
+            (Some(_), Ok(None)) => deciders.controller_verdicts(self).await,
+            (Some(_), Err(why)) => Err(format!("who decides is unknown: {why}")),
         };
         model::explain_pod(&PodFacts {
             pod,
             scalers,
             node: status.as_ref(),
-            agent_live: agent.is_some(),
-            resize_supported: resize,
+            agent_live: agent.as_ref().map(Option::is_some).map_err(Clone::clone),
+            resize_supported: resize.clone(),
             events,
             verdicts,
             now: self.now,
@@ -214,22 +219,28 @@ impl Reader {
         }
     }
 
-    async fn resize(&mut self) -> bool {
-        resize_supported(&self.client).await.unwrap_or_else(|e| {
-            self.warnings.push(format!(
-                "cannot tell whether this API server has pods/resize (assumed not): {e}"
-            ));
-            false
-        })
+    async fn resize(&mut self) -> Result<bool, String> {
+        resize_supported(&self.client)
+            .await
+            .map_err(|e| format!("cannot list the core API's resources: {e}"))
     }
 
     /// The deciding component's `/decisions` for the pods of `node` (or all), via the pod
     /// proxy of the API server.
-    async fn decisions(&self, pod: &Pod, default_port: u16) -> Result<Verdicts, String> {
+    async fn decisions(
+        &self,
+        pod: &Pod,
+        default_port: u16,
+        only: Option<&str>,
+    ) -> Result<Verdicts, String> {
         let ns = pod.namespace().unwrap_or_default();
         let name = pod.name_any();
         let port = listen_port(pod).unwrap_or(default_port);
-        let path = format!("/api/v1/namespaces/{ns}/pods/{name}:{port}/proxy/decisions");
+        let mut path = format!("/api/v1/namespaces/{ns}/pods/{name}:{port}/proxy/decisions");
+        if let Some(key) = only {
+            // Namespaces and pod names are DNS labels: only the `/` needs escaping.
+            path.push_str(&format!("?pod={}", key.replace('/', "%2F")));
+        }
         let req = http::Request::get(&path)
             .body(Vec::new())
             .map_err(|e| format!("{path}: {e}"))?;
@@ -243,9 +254,15 @@ impl Reader {
                 ),
                 _ => format!("cannot read {ns}/{name}'s /decisions through the API server: {e}"),
             })?;
-        serde_json::from_str(&text)
+        let v: Verdicts = serde_json::from_str(&text)
             .with_context(|| format!("{ns}/{name}'s /decisions is not what this version reads"))
-            .map_err(|e| format!("{e:#}"))
+            .map_err(|e| format!("{e:#}"))?;
+        if v.decider.is_empty() {
+            return Err(format!(
+                "{ns}/{name}:{port}/decisions did not answer as a burst-scaler decider (wrong port?)"
+            ));
+        }
+        Ok(v)
     }
 }
 
@@ -282,12 +299,18 @@ pub fn listen_port(pod: &Pod) -> Option<u16> {
     })
 }
 
-/// A node's BurstScalerNode status and its live agent's pod (`namespace`, `name`).
-type NodeFacts = (Option<BurstScalerNodeStatus>, Option<(String, String)>);
+/// A node's BurstScalerNode status and its live agent's pod (`namespace`, `name`), or why the
+/// agent's Lease could not be read.
+type NodeFacts = (
+    Option<BurstScalerNodeStatus>,
+    Result<Option<(String, String)>, String>,
+);
 
 /// What was read per node and per decider, so that `explain bsc` reads each once.
 #[derive(Default)]
 struct Deciders {
+    /// Ask the deciders for this pod's verdict only (`explain pod`).
+    only: Option<String>,
     nodes: BTreeMap<String, NodeFacts>,
     agent: BTreeMap<String, Result<Verdicts, String>>,
     controller: Option<Result<Verdicts, String>>,
@@ -317,21 +340,18 @@ impl Deciders {
             .list(&ListParams::default().fields(&format!("metadata.name={lease}")))
             .await
         {
-            Ok(l) => l
+            Ok(l) => Ok(l
                 .items
                 .iter()
                 .find(|l| live_agent_nodes(std::slice::from_ref(l), r.now).contains(node))
                 .and_then(|l| {
                     let holder = l.spec.as_ref()?.holder_identity.clone()?;
                     Some((l.namespace().unwrap_or_default(), holder))
-                }),
-            Err(e) => {
-                r.warnings.push(format!(
-                    "the node agent's Lease {lease} not read (the node is taken as agent-less): {}",
-                    api_error("list leases", e)
-                ));
-                None
-            }
+                })),
+            Err(e) => Err(format!(
+                "the node agent's Lease {lease} could not be read: {}",
+                api_error("list leases in all namespaces", e)
+            )),
         };
         self.nodes
             .insert(node.to_string(), (status.clone(), agent.clone()));
@@ -347,12 +367,16 @@ impl Deciders {
                 "verdicts are read for at most {MAX_DECIDER_NODES} nodes: explain this pod alone"
             ))
         } else {
-            match self.nodes.get(node).and_then(|(_, a)| a.clone()) {
+            match self
+                .nodes
+                .get(node)
+                .and_then(|(_, a)| a.clone().ok().flatten())
+            {
                 None => Err(format!("no live agent on node {node}")),
                 Some((ns, name)) => {
                     let pods: Api<Pod> = Api::namespaced(r.client.clone(), &ns);
                     match pods.get_opt(&name).await {
-                        Ok(Some(p)) => r.decisions(&p, 8081).await,
+                        Ok(Some(p)) => r.decisions(&p, 8081, self.only.as_deref()).await,
                         Ok(None) => Err(format!(
                             "the agent pod {ns}/{name} holding node {node}'s Lease is not found"
                         )),
@@ -387,7 +411,7 @@ impl Deciders {
                 let mut first: Option<Result<Verdicts, String>> = None;
                 let mut acting = None;
                 for p in running {
-                    let v = r.decisions(p, 8080).await;
+                    let v = r.decisions(p, 8080, self.only.as_deref()).await;
                     if v.as_ref().is_ok_and(|v| v.acting) {
                         acting = Some(v);
                         break;

@@ -31,10 +31,12 @@ pub struct PodFacts<'a> {
     pub scalers: &'a [Arc<BurstScaler>],
     /// The status of the `BurstScalerNode` of the pod's node, if there is one.
     pub node: Option<&'a BurstScalerNodeStatus>,
-    /// Whether the node's agent holds its Lease (then the agent decides the node's pods).
-    pub agent_live: bool,
-    /// Whether the API server has `pods/resize` (then the controller can resize in place).
-    pub resize_supported: bool,
+    /// Whether the node's agent holds its Lease (then the agent decides the node's pods), or
+    /// why that could not be read.
+    pub agent_live: Result<bool, String>,
+    /// Whether the API server has `pods/resize` (then the controller can resize in place), or
+    /// why that could not be read.
+    pub resize_supported: Result<bool, String>,
     /// Events of the pod's namespace (those about this pod are picked here).
     pub events: &'a [Event],
     /// The deciding component's newest verdicts, or why they could not be read.
@@ -83,11 +85,13 @@ pub struct Governance {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ActuatorInfo {
-    /// `NodeAgent` (cgroups), `InPlaceResize` (the controller, `pods/resize`) or `None`.
+    /// `NodeAgent` (cgroups), `InPlaceResize` (the controller, `pods/resize`), `None`, or
+    /// `Unknown` (what decides it could not be read).
     pub kind: String,
     pub detail: String,
-    /// Whether decisions are put in force (mode `Auto` and an actuator that can act).
-    pub applies: bool,
+    /// Whether decisions are put in force: mode `Auto`, an actuator that can act, and its
+    /// decider acting now (not `--dry-run`, leading / holding its Lease). `null`: unknown.
+    pub applies: Option<bool>,
 }
 
 /// One container: its spec, the originals burst-scaler recorded, what is in force.
@@ -188,7 +192,32 @@ pub fn explain_pod(f: &PodFacts<'_>) -> PodExplanation {
     let np = node
         .as_deref()
         .and_then(|n| node_pods(std::slice::from_ref(f.pod), &scalers, n).pop());
-    let governor = np.as_ref().and_then(|p| p.governor.clone());
+    let agent_live = matches!(f.agent_live, Ok(true));
+    let mut governor = np.as_ref().and_then(|p| p.governor.clone());
+    // Where the controller decides, it also leaves alone pods an HPA scales on CPU: its
+    // BurstScaler's Conflict condition names them.
+    let mut hpa_conflict = None;
+    if !agent_live && let Some(g) = &governor {
+        let needle = format!("pod {key} ");
+        hpa_conflict = scalers
+            .iter()
+            .find(|s| s.name_any() == g.scaler)
+            .and_then(|s| s.status.as_ref())
+            .and_then(|st| {
+                st.conditions
+                    .iter()
+                    .find(|c| c.type_ == "Conflict" && c.status == "True")
+            })
+            .and_then(|c| {
+                c.message
+                    .split("; ")
+                    .find(|m| m.starts_with(&needle) && m.contains("HorizontalPodAutoscaler"))
+                    .map(|m| format!("BurstScaler {}'s Conflict condition: {m}", g.scaler))
+            });
+        if hpa_conflict.is_some() {
+            governor = None;
+        }
+    }
     let governed_by = governor.as_ref().map(|g| Governance {
         burst_scaler: g.scaler.clone(),
         role: g.policy.role,
@@ -202,6 +231,7 @@ pub fn explain_pod(f: &PodFacts<'_>) -> PodExplanation {
     });
     let not_governed = match (&governor, &np) {
         (Some(_), _) => None,
+        (None, _) if hpa_conflict.is_some() => hpa_conflict,
         (None, Some(p)) => Some(
             p.not_governed
                 .clone()
@@ -214,7 +244,13 @@ pub fn explain_pod(f: &PodFacts<'_>) -> PodExplanation {
     let mode = governor.as_ref().map(|g| g.policy.mode);
     let agent = f.node.and_then(|s| s.agent.as_ref());
     let node_name = node.clone().unwrap_or_default();
-    let (kind, detail, can_act) = if f.agent_live {
+    let (kind, detail, can_act) = if let Err(why) = &f.agent_live {
+        (
+            "Unknown",
+            format!("unknown: cannot tell whether a node agent governs node {node_name}: {why}"),
+            false,
+        )
+    } else if agent_live {
         let detail = match agent {
             Some(a) => format!(
                 "the node agent {} on node {node_name} (cgroups, every {} s; burst-scaler {}, {})",
@@ -225,7 +261,15 @@ pub fn explain_pod(f: &PodFacts<'_>) -> PodExplanation {
             ),
         };
         ("NodeAgent", detail, true)
-    } else if f.resize_supported {
+    } else if let Err(why) = &f.resize_supported {
+        (
+            "Unknown",
+            format!(
+                "unknown: no node agent holds node {node_name}'s Lease, and whether this API server has pods/resize could not be read: {why}"
+            ),
+            false,
+        )
+    } else if matches!(f.resize_supported, Ok(true)) {
         (
             "InPlaceResize",
             format!(
@@ -242,10 +286,20 @@ pub fn explain_pod(f: &PodFacts<'_>) -> PodExplanation {
             false,
         )
     };
+    let acting = f.verdicts.as_ref().ok().map(|v| v.acting);
+    let applies = if mode != Some(Mode::Auto) {
+        Some(false)
+    } else if kind == "Unknown" {
+        None
+    } else if !can_act {
+        Some(false)
+    } else {
+        acting
+    };
     let actuator = ActuatorInfo {
         kind: kind.to_string(),
         detail,
-        applies: can_act && mode == Some(Mode::Auto),
+        applies,
     };
 
     // 3. Containers: spec, originals, in force.
@@ -262,7 +316,7 @@ pub fn explain_pod(f: &PodFacts<'_>) -> PodExplanation {
                 .as_ref()
                 .and_then(|o| o.containers.get(name))
                 .map(|o| Cpu::from(CpuResources::from(*o)));
-            let (in_force, state) = if f.agent_live {
+            let (in_force, state) = if agent_live {
                 match agent_pod.and_then(|p| p.containers.iter().find(|c| &c.name == name)) {
                     Some(c) => {
                         let state = match &c.skipped {
@@ -303,7 +357,7 @@ pub fn explain_pod(f: &PodFacts<'_>) -> PodExplanation {
         .collect();
 
     // 4. The last decision, from the decider's own record.
-    let last_decision = if f.agent_live {
+    let last_decision = if agent_live {
         agent_pod
             .and_then(|p| p.last_decision.as_ref())
             .map(|d| DecisionInfo {
@@ -739,12 +793,17 @@ pub fn render_pod(e: &PodExplanation, now: Timestamp) -> String {
         format!(
             "{}{}",
             e.actuator.detail,
-            if e.governed_by.is_none() {
-                ""
-            } else if e.actuator.applies {
-                "; decisions are applied"
-            } else {
-                "; decisions are reported, not applied"
+            match (&e.governed_by, e.actuator.applies) {
+                (None, _) => "",
+                (Some(_), Some(true)) => "; decisions are applied",
+                (Some(g), Some(false))
+                    if g.mode == Mode::Auto
+                        && matches!(e.actuator.kind.as_str(), "NodeAgent" | "InPlaceResize") =>
+                    "; decisions are reported, not applied: its decider is not acting now (--dry-run, not the leader, or not holding its Lease)",
+                (Some(_), Some(false)) => "; decisions are reported, not applied",
+                (Some(_), None) => {
+                    "; whether decisions are applied is unknown (the decider could not be read)"
+                }
             }
         ),
     );

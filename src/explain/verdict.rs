@@ -142,8 +142,11 @@ impl Verdicts {
             })
             .collect();
         Verdicts {
+            decider: self.decider.clone(),
+            instance: self.instance.clone(),
+            time: self.time,
+            acting: self.acting,
             nodes,
-            ..self.clone()
         }
     }
 
