@@ -412,7 +412,7 @@ impl SuiteReport for E2Report {
         let _ = writeln!(
             readme,
             "Pooled from {}; every cell is the median over the arm's runs with a bootstrap 95 % interval \
-             in brackets (n ≈ 5: the interval is close to the runs' range). Reaction: the first change of the \
+             in brackets (with this few runs per arm — the runs column — the interval is close to the runs' range). Reaction: the first change of the \
              web's or the compile's CPU limit or weight on the cgroups (burst-scaler, oracle) or the first added \
              web replica Ready (HPA), seconds after {}.\n",
             dirs_md.join(", "),
