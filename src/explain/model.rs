@@ -109,26 +109,8 @@ pub struct ContainerState {
     pub state: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Cpu {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub request: Option<CpuQuantity>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub limit: Option<CpuQuantity>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub weight: Option<CpuQuantity>,
-}
-
-impl From<CpuResources> for Cpu {
-    fn from(c: CpuResources) -> Self {
-        Cpu {
-            request: c.request.map(CpuQuantity::from),
-            limit: c.limit.map(CpuQuantity::from),
-            weight: c.weight.map(CpuQuantity::from),
-        }
-    }
-}
+/// Request, limit and weight, as `/decisions` writes them.
+pub use super::verdict::CpuView as Cpu;
 
 /// A decision as its decider recorded it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
